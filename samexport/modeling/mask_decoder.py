@@ -1,0 +1,67 @@
+"""The mask decoder: output tokens through the two-way transformer, then hypernetwork masks.
+
+Works on a flat batch of M prompts: image [M|1, C, g, g] (already summed with the dense prompt
+embedding), tokens [M, T, C]. Returns logits for *all* ``num_multimask_outputs + 1`` mask tokens
+([M, K, 4g, 4g]) and their predicted IoU ([M, K]); callers pick token 0 (single) or 1.. (multi).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import SamMaskDecoderConfig
+from .common import FeedForward, LayerNorm2d
+from .transformer import TwoWayTransformer
+
+
+class MaskDecoder(nn.Module):
+    def __init__(self, config: SamMaskDecoderConfig) -> None:
+        super().__init__()
+        c = config.hidden_size
+        self.num_mask_tokens = config.num_multimask_outputs + 1
+        self.iou_token = nn.Embedding(1, c)
+        self.mask_tokens = nn.Embedding(self.num_mask_tokens, c)
+        self.transformer = TwoWayTransformer(config)
+        self.upscale_conv1 = nn.ConvTranspose2d(c, c // 4, kernel_size=2, stride=2)
+        self.upscale_layer_norm = LayerNorm2d(c // 4, eps=1e-6)
+        self.upscale_conv2 = nn.ConvTranspose2d(c // 4, c // 8, kernel_size=2, stride=2)
+        self.act = nn.GELU()
+        self.output_hypernetworks_mlps = nn.ModuleList(
+            FeedForward(input_dim=c, hidden_dim=c, output_dim=c // 8, num_layers=3)
+            for _ in range(self.num_mask_tokens)
+        )
+        self.iou_prediction_head = FeedForward(
+            input_dim=c, hidden_dim=config.iou_head_hidden_dim,
+            output_dim=self.num_mask_tokens, num_layers=config.iou_head_depth,
+        )
+
+    def output_tokens(self, batch: int) -> torch.Tensor:
+        """[batch, 1 + K, C]: the IoU token followed by the K mask tokens."""
+        tokens = torch.cat([self.iou_token.weight, self.mask_tokens.weight], dim=0)
+        return tokens.unsqueeze(0).expand(batch, -1, -1)
+
+    def forward(
+        self, image: torch.Tensor, image_pe: torch.Tensor, sparse: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """image [M, C, g, g] (dense prompt added), image_pe [1, C, g, g], sparse [M, P, C].
+
+        Returns (low-res logits float32 [M, K, 4g, 4g], iou predictions float32 [M, K]).
+        """
+        m = sparse.shape[0]
+        tokens = torch.cat([self.output_tokens(m), sparse], dim=1)
+        image = image.expand(m, -1, -1, -1)
+        _, c, h, w = image.shape
+        hs, src = self.transformer(tokens, image, image_pe)
+        iou_out = hs[:, 0, :]
+        mask_out = hs[:, 1 : 1 + self.num_mask_tokens, :]
+
+        src = src.transpose(1, 2).reshape(m, c, h, w)
+        up = self.act(self.upscale_layer_norm(self.upscale_conv1(src)))
+        up = self.act(self.upscale_conv2(up))
+        hyper = torch.stack(
+            [mlp(mask_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1
+        )
+        _, cu, hu, wu = up.shape
+        masks = (hyper @ up.reshape(m, cu, hu * wu)).reshape(m, -1, hu, wu)
+        return masks, self.iou_prediction_head(iou_out)
