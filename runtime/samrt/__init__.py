@@ -1,6 +1,7 @@
 """samrt: the torch-free SAM runtime (numpy + pillow; onnxruntime / tensorrt optional)."""
 
-from . import errors
+from . import errors, spec
+from .processing import SamProcessor, post_process_masks
 
 __version__ = "0.1.0"
-__all__ = ["errors", "__version__"]
+__all__ = ["errors", "spec", "SamProcessor", "post_process_masks", "__version__"]
