@@ -275,7 +275,7 @@ def _pad_ragged(points: list[np.ndarray], labels: list[np.ndarray] | None):
         raise InvalidInputError("input_labels", None, "labels when point lists have different lengths")
     pad = spec.LABEL_IGNORED_PAD
     out_p, out_l = [], []
-    for p, lab in zip(points, labels):
+    for p, lab in zip(points, labels, strict=True):
         extra = longest - p.shape[1]
         out_p.append(np.concatenate([p, np.full((p.shape[0], extra, 2), pad, np.float32)], axis=1))
         out_l.append(np.concatenate([lab, np.full((lab.shape[0], extra), pad, np.int64)], axis=1))
@@ -348,7 +348,7 @@ def post_process_masks(
     if len(masks) != len(originals) or len(originals) != len(reshaped):
         raise InvalidInputError("masks", len(masks), f"one entry per image ({len(originals)})")
     out = []
-    for m, o, r in zip(masks, originals, reshaped):
+    for m, o, r in zip(masks, originals, reshaped, strict=True):
         logits = upscale_masks(np.asarray(m), (int(o[0]), int(o[1])), (int(r[0]), int(r[1])),
                                (pad["height"], pad["width"]))
         out.append(logits > mask_threshold if binarize else logits)
