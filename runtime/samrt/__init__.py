@@ -2,6 +2,10 @@
 
 from . import errors, spec
 from .processing import SamProcessor, post_process_masks
+from .runtime import ImageEmbedding, Prediction, SamRuntime
 
 __version__ = "0.1.0"
-__all__ = ["errors", "spec", "SamProcessor", "post_process_masks", "__version__"]
+__all__ = [
+    "errors", "spec", "SamProcessor", "post_process_masks", "SamRuntime", "ImageEmbedding", "Prediction",
+    "__version__",
+]

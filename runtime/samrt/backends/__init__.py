@@ -1,0 +1,1 @@
+"""Inference backends: one small runner class each (load, infer, close). Imported lazily."""

@@ -1,0 +1,72 @@
+"""onnxruntime runner: CPUExecutionProvider everywhere, CUDA when onnxruntime-gpu sees a GPU."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BackendUnavailableError, InvalidInputError, ManifestError
+
+_ORT_TYPES = {"float32": "tensor(float)", "int32": "tensor(int32)", "int64": "tensor(int64)",
+              "float16": "tensor(float16)"}
+
+
+def available_providers() -> list[str]:
+    try:
+        import onnxruntime as ort
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise BackendUnavailableError(
+            "onnxruntime is not installed: pip install 'samexport-runtime[onnxruntime]'"
+        ) from exc
+    return list(ort.get_available_providers())
+
+
+class OnnxRuntimeRunner:
+    """One ONNX graph in one onnxruntime session.
+
+    ``infer`` checks input names, dtypes and ranks against the graph before running.
+    onnxruntime sessions are safe to call from several threads at once.
+    """
+
+    def __init__(self, path: Path, *, providers: Sequence[str] | None = None, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            options.intra_op_num_threads = threads
+        chosen = list(providers or self.default_providers())
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=chosen)
+        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+            raise ManifestError(f"onnxruntime could not load the graph ({exc})", path=str(path)) from exc
+        self.path = path
+        self.inputs = {i.name: i for i in self.session.get_inputs()}
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    @staticmethod
+    def default_providers() -> list[str]:
+        providers = available_providers()
+        return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in providers]
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self.session.get_providers())
+
+    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if set(feeds) != set(self.inputs):
+            raise InvalidInputError("feeds", sorted(feeds), f"exactly the inputs {sorted(self.inputs)}")
+        for name, value in feeds.items():
+            meta = self.inputs[name]
+            if _ORT_TYPES.get(value.dtype.name) != meta.type:
+                raise InvalidInputError(name, str(value.dtype), meta.type)
+            if len(meta.shape) != value.ndim:
+                raise InvalidInputError(name, value.shape, f"rank {len(meta.shape)} {meta.shape}")
+        outputs = self.session.run(self.output_names, feeds)
+        return dict(zip(self.output_names, outputs, strict=True))
+
+    def close(self) -> None:
+        self.session = None  # type: ignore[assignment]

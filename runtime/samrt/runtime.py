@@ -1,0 +1,199 @@
+"""``SamRuntime``: load an engine directory, embed images, predict masks. Torch-free.
+
+Threading: one ``SamRuntime`` may be shared by threads; onnxruntime sessions are re-entrant
+and the runtime keeps no per-call state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import spec
+from .errors import BackendUnavailableError, InvalidInputError
+from .manifest import load_manifest
+from .processing import SamProcessor, check_boxes, normalize_coordinates, upscale_masks
+
+__all__ = ["SamRuntime", "ImageEmbedding", "Prediction"]
+
+
+@dataclass(frozen=True)
+class ImageEmbedding:
+    """``embeddings`` float32 [1, C, 64, 64]; sizes as (height, width)."""
+
+    embeddings: np.ndarray
+    original_size: tuple[int, int]
+    reshaped_input_size: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """``masks`` bool [N, M, H, W] at the original size (float32 logits with
+    ``return_logits=True``); ``iou_scores`` float32 [N, M]; ``low_res_logits`` float32
+    [N, M, 256, 256]. M is 3 with ``multimask_output`` and 1 otherwise."""
+
+    masks: np.ndarray
+    iou_scores: np.ndarray
+    low_res_logits: np.ndarray
+
+
+class SamRuntime:
+    """Serve an engine directory written by ``samexport export`` / ``build``."""
+
+    def __init__(self, *, directory: Path, manifest: dict[str, Any], encoder: Any, decoder: Any, backend: str) -> None:
+        self.directory = directory
+        self.manifest = manifest
+        self.encoder = encoder
+        self.decoder = decoder
+        self.backend = backend
+        pre = manifest["preprocessing"]
+        self.image_size = int(pre["image_size"])
+        self.mask_size = int(pre["mask_size"])
+        self.processor = SamProcessor(
+            size={"longest_edge": self.image_size},
+            pad_size={"height": self.image_size, "width": self.image_size},
+            image_mean=pre["image_mean"], image_std=pre["image_std"], rescale_factor=pre["rescale_factor"],
+        )
+
+    @classmethod
+    def load(cls, directory: str | Path, *, backend: str = "auto", providers: list[str] | None = None) -> SamRuntime:
+        """Verify the manifest and artefact hashes, then load the graphs.
+
+        backend: ``"auto"`` (TensorRT engines when present and TensorRT is importable, else
+        onnxruntime), ``"onnxruntime"`` or ``"tensorrt"``.
+        """
+        if backend not in ("auto", "onnxruntime", "tensorrt"):
+            raise InvalidInputError("backend", backend, '"auto", "onnxruntime" or "tensorrt"')
+        directory = Path(directory)
+        manifest = load_manifest(directory)
+        if backend == "tensorrt":
+            raise BackendUnavailableError(
+                "the tensorrt backend needs engines built by `samexport build` and the tensorrt package; "
+                "use backend='onnxruntime'"
+            )
+        from .backends.onnxruntime import OnnxRuntimeRunner
+
+        graphs = manifest["graphs"]
+        encoder = OnnxRuntimeRunner(directory / graphs["encoder"]["file"], providers=providers)
+        decoder = OnnxRuntimeRunner(directory / graphs["decoder"]["file"], providers=providers)
+        return cls(directory=directory, manifest=manifest, encoder=encoder, decoder=decoder, backend="onnxruntime")
+
+    # -- encoder ---------------------------------------------------------------------------------
+    def embed(self, image: Any) -> ImageEmbedding:
+        """One image (PIL, array or path; see ``samrt.images``) -> its reusable embedding."""
+        pixels, original, reshaped = self.processor.preprocess_image(image)
+        out = self.encoder.infer({"pixel_values": pixels[None]})
+        return ImageEmbedding(embeddings=out["image_embeddings"], original_size=original, reshaped_input_size=reshaped)
+
+    # -- decoder ---------------------------------------------------------------------------------
+    def predict(
+        self,
+        embedding: ImageEmbedding,
+        points: Any = None,
+        labels: Any = None,
+        boxes: Any = None,
+        mask_input: Any = None,
+        multimask_output: bool = True,
+        return_logits: bool = False,
+    ) -> Prediction:
+        """Masks for N objects in one decoder call.
+
+        points [N, P, 2] (or [P, 2] for one object) as (x, y) in original-image pixels;
+        labels [N, P], any integer dtype, values in {1, 0} (default all 1); boxes [N, 4] (or
+        [4]) as x0, y0, x1, y1 in original pixels; mask_input [N, 1, 256, 256] low-res logits
+        (e.g. a previous ``low_res_logits`` entry).
+        """
+        if not isinstance(embedding, ImageEmbedding):
+            raise InvalidInputError("embedding", type(embedding).__name__, "an ImageEmbedding from embed()")
+        feeds = self.decoder_feeds(embedding, points, labels, boxes, mask_input)
+        out = self.decoder.infer(feeds)
+        chosen = slice(1, None) if multimask_output else slice(0, 1)
+        low_res = out["low_res_masks"][:, chosen]
+        iou = out["iou_scores"][:, chosen]
+        logits = upscale_masks(low_res, embedding.original_size, embedding.reshaped_input_size,
+                               (self.image_size, self.image_size))
+        masks = logits if return_logits else logits > 0.0
+        return Prediction(masks=masks, iou_scores=iou, low_res_logits=low_res)
+
+    def decoder_feeds(self, embedding: ImageEmbedding, points: Any, labels: Any, boxes: Any,
+                      mask_input: Any) -> dict[str, np.ndarray]:
+        """Build the decoder graph's inputs (see ``samrt.spec``) from user prompts."""
+        coords_parts: list[np.ndarray] = []
+        label_parts: list[np.ndarray] = []
+        n = None
+        if points is not None:
+            pts = _finite(points, "points")
+            if pts.ndim == 2:
+                pts = pts[None]
+            if pts.ndim != 3 or pts.shape[-1] != 2 or pts.shape[1] == 0:
+                raise InvalidInputError("points", pts.shape, "[N, P, 2] or [P, 2] with P >= 1")
+            n = pts.shape[0]
+            if labels is None:
+                lab = np.ones(pts.shape[:2], np.int32)
+            else:
+                lab = np.asarray(labels)
+                if lab.ndim == 1 and pts.shape[0] == 1:
+                    lab = lab[None]
+                if lab.shape != pts.shape[:2]:
+                    raise InvalidInputError("labels", lab.shape, f"shape {pts.shape[:2]} matching points")
+                if not np.issubdtype(lab.dtype, np.integer):
+                    raise InvalidInputError("labels", str(lab.dtype), "an integer dtype")
+                if not np.isin(lab, (0, 1, -1, -10)).all():
+                    raise InvalidInputError("labels", np.unique(lab).tolist(), "values in {1, 0, -1, -10}")
+            coords_parts.append(normalize_coordinates(pts, embedding.original_size, self.image_size))
+            label_parts.append(lab.astype(np.int32))
+        elif labels is not None:
+            raise InvalidInputError("labels", "given without points", "points as well")
+        if boxes is not None:
+            box = _finite(boxes, "boxes")
+            if box.ndim == 1:
+                box = box[None]
+            if box.ndim != 2 or box.shape[-1] != 4 or box.shape[0] == 0:
+                raise InvalidInputError("boxes", box.shape, "[N, 4] or [4]")
+            check_boxes(box, "boxes")
+            if n is not None and box.shape[0] != n:
+                raise InvalidInputError("boxes", box.shape, f"{n} boxes, one per point group")
+            n = box.shape[0]
+            coords_parts.append(normalize_coordinates(box.reshape(-1, 2, 2), embedding.original_size, self.image_size))
+            label_parts.append(np.tile(np.array([[spec.LABEL_BOX_TOP_LEFT, spec.LABEL_BOX_BOTTOM_RIGHT]], np.int32),
+                                       (n, 1)))
+        elif n is not None:
+            coords_parts.append(np.zeros((n, 1, 2), np.float32))
+            label_parts.append(np.full((n, 1), spec.LABEL_NOT_A_POINT, np.int32))
+        if n is None:
+            raise InvalidInputError("points", None, "points and/or boxes")
+        size = self.mask_size
+        if mask_input is None:
+            masks = np.zeros((n, 1, size, size), np.float32)
+            has = np.zeros((n,), np.float32)
+        else:
+            masks = _finite(mask_input, "mask_input").astype(np.float32)
+            if masks.ndim == 3:
+                masks = masks[:, None]
+            if masks.shape != (n, 1, size, size):
+                raise InvalidInputError("mask_input", masks.shape, f"[{n}, 1, {size}, {size}]")
+            has = np.ones((n,), np.float32)
+        return {
+            "image_embeddings": embedding.embeddings,
+            "input_points": np.concatenate(coords_parts, axis=1).astype(np.float32),
+            "input_labels": np.concatenate(label_parts, axis=1),
+            "mask_input": np.ascontiguousarray(masks),
+            "has_mask_input": has,
+        }
+
+    def close(self) -> None:
+        for runner in (self.encoder, self.decoder):
+            runner.close()
+
+
+def _finite(value: Any, argument: str) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(argument, value, "an array of numbers") from exc
+    if not np.isfinite(arr).all():
+        raise InvalidInputError(argument, "NaN/inf values", "finite numbers")
+    return arr
