@@ -168,7 +168,7 @@ class SamProcessor:
             labels = _per_image(input_labels, batch, "input_labels") if input_labels is not None else None
             arrays, label_arrays = [], []
             for i, per_image in enumerate(points):
-                arr = _finite_array(per_image, "input_points")
+                arr = finite_array(per_image, "input_points")
                 if arr.ndim == 2:
                     arr = arr[None]
                 if arr.ndim != 3 or arr.shape[-1] != 2:
@@ -194,7 +194,7 @@ class SamProcessor:
             boxes = _per_image(input_boxes, batch, "input_boxes")
             arrays = []
             for i, per_image in enumerate(boxes):
-                arr = _finite_array(per_image, "input_boxes")
+                arr = finite_array(per_image, "input_boxes")
                 if arr.ndim == 1:
                     arr = arr[None]
                 if arr.ndim != 2 or arr.shape[-1] != 4:
@@ -241,12 +241,14 @@ def _check_labels(labels: np.ndarray) -> None:
         raise InvalidInputError("input_labels", labels[bad].tolist()[:5], f"values in {spec.VALID_LABELS}")
 
 
-def _finite_array(value: Any, argument: str) -> np.ndarray:
+def finite_array(value: Any, argument: str, *, allow_empty: bool = False) -> np.ndarray:
+    """``value`` as a float64 array; InvalidInputError naming ``argument`` for non-numbers,
+    NaN / inf, and (unless ``allow_empty``) an empty array."""
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (ValueError, TypeError) as exc:
         raise InvalidInputError(argument, value, "a (nested) list or array of numbers") from exc
-    if arr.size == 0:
+    if arr.size == 0 and not allow_empty:
         raise InvalidInputError(argument, value, "at least one point or box")
     if not np.isfinite(arr).all():
         raise InvalidInputError(argument, "NaN/inf coordinates", "finite coordinates")

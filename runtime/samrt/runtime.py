@@ -15,7 +15,7 @@ import numpy as np
 from . import spec
 from .errors import BackendUnavailableError, InvalidInputError
 from .manifest import load_manifest
-from .processing import SamProcessor, check_boxes, normalize_coordinates, upscale_masks
+from .processing import SamProcessor, check_boxes, finite_array, normalize_coordinates, upscale_masks
 
 __all__ = ["SamRuntime", "ImageEmbedding", "Prediction"]
 
@@ -125,7 +125,7 @@ class SamRuntime:
         label_parts: list[np.ndarray] = []
         n = None
         if points is not None:
-            pts = _finite(points, "points")
+            pts = finite_array(points, "points", allow_empty=True)
             if pts.ndim == 2:
                 pts = pts[None]
             if pts.ndim != 3 or pts.shape[-1] != 2 or pts.shape[1] == 0:
@@ -148,7 +148,7 @@ class SamRuntime:
         elif labels is not None:
             raise InvalidInputError("labels", "given without points", "points as well")
         if boxes is not None:
-            box = _finite(boxes, "boxes")
+            box = finite_array(boxes, "boxes", allow_empty=True)
             if box.ndim == 1:
                 box = box[None]
             if box.ndim != 2 or box.shape[-1] != 4 or box.shape[0] == 0:
@@ -170,7 +170,7 @@ class SamRuntime:
             masks = np.zeros((n, 1, size, size), np.float32)
             has = np.zeros((n,), np.float32)
         else:
-            masks = _finite(mask_input, "mask_input").astype(np.float32)
+            masks = finite_array(mask_input, "mask_input", allow_empty=True).astype(np.float32)
             if masks.ndim == 3:
                 masks = masks[:, None]
             if masks.shape != (n, 1, size, size):
@@ -188,12 +188,3 @@ class SamRuntime:
         for runner in (self.encoder, self.decoder):
             runner.close()
 
-
-def _finite(value: Any, argument: str) -> np.ndarray:
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(argument, value, "an array of numbers") from exc
-    if not np.isfinite(arr).all():
-        raise InvalidInputError(argument, "NaN/inf values", "finite numbers")
-    return arr
