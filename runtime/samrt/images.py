@@ -25,7 +25,7 @@ from PIL import Image, ImageOps
 
 from .errors import InvalidInputError
 
-__all__ = ["to_rgb_uint8", "max_image_pixels"]
+__all__ = ["to_rgb_uint8", "to_rgb_image", "max_image_pixels"]
 
 
 def max_image_pixels() -> int:
@@ -35,13 +35,29 @@ def max_image_pixels() -> int:
 
 def to_rgb_uint8(image: Any, *, argument: str = "images") -> np.ndarray:
     """Any supported image -> C-contiguous uint8 [H, W, 3]."""
+    if isinstance(image, np.ndarray):
+        return _from_array(image, argument)
+    return np.ascontiguousarray(np.asarray(to_rgb_image(image, argument=argument), dtype=np.uint8))
+
+
+def to_rgb_image(image: Any, *, argument: str = "images") -> Image.Image:
+    """Any supported image -> a PIL image in mode RGB (no pixel copy for an RGB PIL image).
+
+    Preprocessing resizes this directly: converting a large PIL image to NumPy costs more than
+    resizing it."""
     if isinstance(image, (str, os.PathLike)):
         image = _open_path(Path(image), argument)
     if isinstance(image, Image.Image):
-        return _from_pil(image, argument)
+        _check_pixels(image.height, image.width, argument)
+        if image.mode in _INTEGER_MODES or image.mode == "F":
+            return Image.fromarray(_from_pil(image, argument))
+        return image if image.mode == "RGB" else image.convert("RGB")
     if isinstance(image, np.ndarray):
-        return _from_array(image, argument)
+        return Image.fromarray(_from_array(image, argument))
     raise InvalidInputError(argument, type(image).__name__, "a PIL image, a numpy array or a file path")
+
+
+_INTEGER_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
 def _check_pixels(height: int, width: int, argument: str) -> None:
@@ -72,7 +88,7 @@ def _open_path(path: Path, argument: str) -> Image.Image:
 
 def _from_pil(image: Image.Image, argument: str) -> np.ndarray:
     _check_pixels(image.height, image.width, argument)
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+    if image.mode in _INTEGER_MODES:
         data = np.asarray(image.convert("I"), dtype=np.float64)
         return _scaled(np.clip(data, 0, 65535) * (255.0 / 65535.0), argument)
     if image.mode == "F":

@@ -19,7 +19,9 @@ from PIL import Image
 
 from . import spec
 from .errors import InvalidInputError
-from .images import to_rgb_uint8
+from .images import to_rgb_image
+from .resize import resize_rgb
+from .upscale import binarize_masks, upscale_masks
 
 __all__ = [
     "SamProcessor",
@@ -95,14 +97,9 @@ class SamProcessor:
     # -- images --------------------------------------------------------------------------------
     def preprocess_image(self, image: Any) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
         """One image -> (pixel_values float32 [3, Hp, Wp], original (H, W), reshaped (h, w))."""
-        rgb = to_rgb_uint8(image)
-        original = (rgb.shape[0], rgb.shape[1])
-        if self.do_resize:
-            reshaped = preprocess_shape(original, self.longest_edge)
-            if reshaped != original:
-                resized = Image.fromarray(rgb).resize((reshaped[1], reshaped[0]), resample=self.resample)
-                rgb = np.asarray(resized)
-        reshaped = (rgb.shape[0], rgb.shape[1])
+        rgb = to_rgb_image(image)
+        original = (rgb.height, rgb.width)
+        reshaped = preprocess_shape(original, self.longest_edge) if self.do_resize else original
         if self.do_pad:
             ph, pw = self.pad_size["height"], self.pad_size["width"]
             if reshaped[0] > ph or reshaped[1] > pw:
@@ -110,10 +107,16 @@ class SamProcessor:
         else:
             ph, pw = reshaped
         out = np.zeros((3, ph, pw), dtype=np.float32)
-        h, w = reshaped
-        for c in range(3):
-            np.multiply(rgb[:, :, c], self._mul[c], out=out[c, :h, :w], casting="unsafe")
-            out[c, :h, :w] += self._add[c]
+        h = reshaped[0]
+
+        def normalise(x0: int, strip: Image.Image) -> None:
+            pixels = np.asarray(strip, dtype=np.uint8)
+            x1 = x0 + pixels.shape[1]
+            for c in range(3):
+                np.multiply(pixels[:, :, c], self._mul[c], out=out[c, :h, x0:x1], casting="unsafe")
+                out[c, :h, x0:x1] += self._add[c]
+
+        resize_rgb(rgb, (reshaped[1], reshaped[0]), self.resample, normalise)
         return out, original, reshaped
 
     def __call__(
@@ -284,56 +287,6 @@ def _pad_ragged(points: list[np.ndarray], labels: list[np.ndarray] | None):
     return out_p, out_l
 
 
-# -- mask upscaling -----------------------------------------------------------------------------
-def _linear_taps(in_size: int, out_size: int, count: int | None = None):
-    """PyTorch's bilinear (align_corners=False) taps for the first ``count`` outputs, computed
-    in float32 as PyTorch's CPU kernel does: (lo, hi, weight_lo, weight_hi)."""
-    count = out_size if count is None else count
-    scale = np.float32(in_size) / np.float32(out_size)
-    # PyTorch's kernel evaluates scale * (i + 0.5) - 0.5 as one fused multiply-add: computing
-    # it in float64 and rounding once to float32 reproduces that rounding.
-    src = (np.float64(scale) * (np.arange(count, dtype=np.float64) + 0.5) - 0.5).astype(np.float32)
-    src = np.maximum(src, np.float32(0.0))
-    lo = np.minimum(src.astype(np.int64), in_size - 1)
-    hi = np.minimum(lo + 1, in_size - 1)
-    w_hi = src - lo.astype(np.float32)
-    w_lo = np.float32(1.0) - w_hi
-    return lo, hi, w_lo, w_hi
-
-
-def _resize_rows(x: np.ndarray, taps) -> np.ndarray:
-    lo, hi, w_lo, w_hi = taps
-    return x[..., lo, :] * w_lo[:, None] + x[..., hi, :] * w_hi[:, None]
-
-
-def _resize_cols(x: np.ndarray, taps) -> np.ndarray:
-    lo, hi, w_lo, w_hi = taps
-    return x[..., lo] * w_lo + x[..., hi] * w_hi
-
-
-def upscale_masks(
-    masks: np.ndarray,
-    original_size: tuple[int, int],
-    reshaped_size: tuple[int, int],
-    pad_size: tuple[int, int] = (spec.IMAGE_SIZE, spec.IMAGE_SIZE),
-) -> np.ndarray:
-    """Low-res logits [..., h, w] -> logits at the original size [..., H, W] (float32).
-
-    Same result as transformers: bilinear upscale to the padded size, crop to the reshaped
-    size, bilinear resize to the original size. Only the cropped part of the padded frame is
-    ever computed.
-    """
-    masks = np.asarray(masks, dtype=np.float32)
-    h_in, w_in = masks.shape[-2:]
-    rh, rw = reshaped_size
-    ph, pw = pad_size
-    # Columns before rows in each step: PyTorch's kernel blends along width first.
-    x = _resize_cols(masks, _linear_taps(w_in, pw, rw))
-    x = _resize_rows(x, _linear_taps(h_in, ph, rh))
-    x = _resize_cols(x, _linear_taps(rw, original_size[1]))
-    return _resize_rows(x, _linear_taps(rh, original_size[0]))
-
-
 def post_process_masks(
     masks: Any,
     original_sizes: Any,
@@ -351,7 +304,9 @@ def post_process_masks(
         raise InvalidInputError("masks", len(masks), f"one entry per image ({len(originals)})")
     out = []
     for m, o, r in zip(masks, originals, reshaped, strict=True):
-        logits = upscale_masks(np.asarray(m), (int(o[0]), int(o[1])), (int(r[0]), int(r[1])),
-                               (pad["height"], pad["width"]))
-        out.append(logits > mask_threshold if binarize else logits)
+        sizes = ((int(o[0]), int(o[1])), (int(r[0]), int(r[1])), (pad["height"], pad["width"]))
+        if binarize:
+            out.append(binarize_masks(np.asarray(m), *sizes, threshold=mask_threshold))
+        else:
+            out.append(upscale_masks(np.asarray(m), *sizes))
     return out

@@ -1,0 +1,60 @@
+"""Pillow resizing of large RGB images, split across threads with bit-identical results.
+
+Pillow resamples separably: a horizontal pass into an 8-bit intermediate, then a vertical pass.
+Running the two passes as two ``resize`` calls gives the same bytes as one call, and each pass
+splits exactly — the horizontal pass by rows, the vertical pass by columns — because a pass only
+mixes pixels along its own axis. Pillow releases the GIL while it resamples, so the strips run in
+parallel. NEAREST (not separable in Pillow) and small images take the plain single call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PIL import Image
+
+from .parallel import parallel_map, worker_count
+
+__all__ = ["resize_rgb"]
+
+# Below this many source pixels, thread hand-off costs more than it saves.
+_PARALLEL_MIN_PIXELS = 1_000_000
+
+
+def _bounds(length: int, parts: int) -> list[tuple[int, int]]:
+    edges = [length * k // parts for k in range(parts + 1)]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+
+def resize_rgb(
+    image: Image.Image,
+    size: tuple[int, int],
+    resample: int,
+    consume: Callable[[int, Image.Image], None],
+) -> None:
+    """Resize ``image`` to ``size`` = (width, height) and hand the result to ``consume(x0, strip)``
+    as column strips that together form exactly ``image.resize(size, resample)``; ``consume`` runs
+    on the worker threads, once per strip."""
+    width, height = size
+    parts = worker_count()
+    if (parts == 1 or resample == Image.Resampling.NEAREST
+            or image.width * image.height < _PARALLEL_MIN_PIXELS):
+        consume(0, image.resize(size, resample=resample) if size != image.size else image)
+        return
+    if width != image.width:
+        rows = _bounds(image.height, parts)
+        strips = parallel_map(
+            lambda yy: image.crop((0, yy[0], image.width, yy[1])).resize((width, yy[1] - yy[0]), resample=resample),
+            rows,
+        )
+        horizontal = Image.new("RGB", (width, image.height))
+        for (y0, _), strip in zip(rows, strips, strict=True):
+            horizontal.paste(strip, (0, y0))
+    else:
+        horizontal = image
+
+    def vertical(xx: tuple[int, int]) -> None:
+        strip = horizontal.crop((xx[0], 0, xx[1], horizontal.height))
+        consume(xx[0], strip.resize((xx[1] - xx[0], height), resample=resample) if height != image.height else strip)
+
+    parallel_map(vertical, _bounds(width, parts))

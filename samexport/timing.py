@@ -1,0 +1,124 @@
+"""Measuring latency honestly: warm-up, repeated runs, percentiles, and the machine described.
+
+Every benchmark result records :func:`describe_machine` so figures are only ever compared
+within one machine and one run.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["LatencyStats", "measure", "describe_machine", "interleaved"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LatencyStats:
+    """Wall-clock latency over ``runs`` calls, in milliseconds."""
+
+    runs: int
+    p50_ms: float
+    p90_ms: float
+    min_ms: float
+    mean_ms: float
+
+    @classmethod
+    def from_seconds(cls, seconds: list[float]) -> LatencyStats:
+        ms = np.asarray(seconds, dtype=np.float64) * 1000.0
+        return cls(runs=int(ms.size), p50_ms=round(float(np.percentile(ms, 50)), 3),
+                   p90_ms=round(float(np.percentile(ms, 90)), 3), min_ms=round(float(ms.min()), 3),
+                   mean_ms=round(float(ms.mean()), 3))
+
+    def to_dict(self) -> dict[str, float]:
+        return {"runs": self.runs, "p50_ms": self.p50_ms, "p90_ms": self.p90_ms, "min_ms": self.min_ms,
+                "mean_ms": self.mean_ms}
+
+
+def measure(function: Callable[[], object], *, repeat: int = 10, warmup: int = 2) -> LatencyStats:
+    """Call ``function`` ``warmup`` times unmeasured, then ``repeat`` times measured."""
+    for _ in range(warmup):
+        function()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return LatencyStats.from_seconds(times)
+
+
+def interleaved(functions: dict[str, Callable[[], object]], *, repeat: int = 10,
+                warmup: int = 2) -> dict[str, LatencyStats]:
+    """Like :func:`measure` for several functions, alternating them call by call so that
+    machine noise (other load, frequency changes) hits all of them alike."""
+    for _ in range(warmup):
+        for function in functions.values():
+            function()
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(repeat):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    return {name: LatencyStats.from_seconds(values) for name, values in times.items()}
+
+
+def describe_machine() -> dict[str, object]:
+    """CPU model, core count, memory, OS, Python and library versions, and the GPU if any."""
+    info: dict[str, object] = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "memory_gib": _memory_gib(),
+    }
+    versions = {}
+    for name in ("numpy", "PIL", "onnxruntime", "torch", "transformers", "tensorrt"):
+        try:
+            module = __import__(name)
+            versions[name] = getattr(module, "__version__", "?")
+        except Exception:  # noqa: BLE001 - absence is information, not an error
+            continue
+    info["versions"] = versions
+    try:
+        import onnxruntime
+
+        info["onnxruntime_providers"] = onnxruntime.get_available_providers()
+    except ImportError:
+        pass
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+        info["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        pass
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _memory_gib() -> float | None:
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("MemTotal:"):
+                    return round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    return None

@@ -1,0 +1,67 @@
+"""samrt.upscale and samrt.resize: the fast paths equal the plain computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from samrt.resize import resize_rgb
+from samrt.upscale import binarize_masks, upscale_masks
+
+torch = pytest.importorskip("torch")
+
+SIZES = [((1, 1), (1, 1)), ((2, 4000), (1, 1024)), ((480, 640), (768, 1024)), ((1500, 2250), (683, 1024)),
+         ((333, 517), (660, 1024)), ((3000, 4000), (768, 1024))]
+
+
+def _smooth_logits(count: int, seed: int) -> np.ndarray:
+    coarse = np.random.default_rng(seed).normal(size=(count, 9, 9)).astype(np.float32) * 8
+    return upscale_masks(coarse, (256, 256), (256, 256), (256, 256))
+
+
+@pytest.mark.parametrize(("original", "reshaped"), SIZES)
+@pytest.mark.parametrize("threshold", [0.0, 0.7])
+def test_binarize_equals_thresholded_logits(original, reshaped, threshold):
+    low = _smooth_logits(3, seed=sum(original))
+    logits = upscale_masks(low, original, reshaped)
+    fast = binarize_masks(low, original, reshaped, threshold=threshold)
+    assert fast.dtype == np.bool_ and fast.shape == (3, *original)
+    differ = fast != (logits > threshold)
+    # Identical at 0; elsewhere only within float32 rounding of the threshold.
+    assert not differ[np.abs(logits - threshold) > 1e-6].any()
+    if threshold == 0.0:
+        assert not differ.any()
+
+
+def test_binarize_matches_torch_interpolate_on_blobs():
+    low = _smooth_logits(2, seed=3)
+    original, reshaped = (1500, 2250), (683, 1024)
+    t = torch.nn.functional.interpolate(torch.from_numpy(low)[None], (1024, 1024), mode="bilinear",
+                                        align_corners=False)[..., :683, :1024]
+    ref = torch.nn.functional.interpolate(t, original, mode="bilinear", align_corners=False)[0].numpy()
+    fast = binarize_masks(low, original, reshaped)
+    assert not (fast != (ref > 0))[np.abs(ref) > 1e-5].any()
+
+
+def test_binarize_noise_falls_back_and_keeps_shape():
+    low = np.random.default_rng(0).normal(size=(1, 2, 256, 256)).astype(np.float32)
+    fast = binarize_masks(low, (700, 500), (1024, 731))
+    assert fast.shape == (1, 2, 700, 500)
+    assert np.array_equal(fast, upscale_masks(low, (700, 500), (1024, 731)) > 0)
+
+
+@pytest.mark.parametrize("resample", [Image.Resampling.BILINEAR, Image.Resampling.BICUBIC,
+                                      Image.Resampling.LANCZOS, Image.Resampling.NEAREST])
+@pytest.mark.parametrize("size", [(1500, 2250), (3001, 1999), (1024, 1024)])
+def test_threaded_resize_is_bit_identical_to_pillow(size, resample):
+    rng = np.random.default_rng(size[0])
+    image = Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8))
+    target = (1024, int(size[0] * 1024 / size[1] + 0.5))
+    canvas = np.zeros((target[1], target[0], 3), np.uint8)
+
+    def consume(x0, strip):
+        pixels = np.asarray(strip)
+        canvas[:, x0:x0 + pixels.shape[1]] = pixels
+
+    resize_rgb(image, target, resample, consume)
+    assert np.array_equal(canvas, np.asarray(image.resize(target, resample=resample)))
