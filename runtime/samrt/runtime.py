@@ -15,7 +15,8 @@ import numpy as np
 from . import spec
 from .errors import BackendUnavailableError, InvalidInputError
 from .manifest import load_manifest
-from .processing import SamProcessor, check_boxes, finite_array, normalize_coordinates, upscale_masks
+from .processing import SamProcessor, check_boxes, finite_array, normalize_coordinates
+from .upscale import binarize_masks, upscale_masks
 
 __all__ = ["SamRuntime", "ImageEmbedding", "Prediction"]
 
@@ -113,10 +114,52 @@ class SamRuntime:
         chosen = slice(1, None) if multimask_output else slice(0, 1)
         low_res = out["low_res_masks"][:, chosen]
         iou = out["iou_scores"][:, chosen]
-        logits = upscale_masks(low_res, embedding.original_size, embedding.reshaped_input_size,
-                               (self.image_size, self.image_size))
-        masks = logits if return_logits else logits > 0.0
+        sizes = (embedding.original_size, embedding.reshaped_input_size, (self.image_size, self.image_size))
+        masks = upscale_masks(low_res, *sizes) if return_logits else binarize_masks(low_res, *sizes)
         return Prediction(masks=masks, iou_scores=iou, low_res_logits=low_res)
+
+    # -- automatic mask generation ---------------------------------------------------------------
+    def generate(
+        self,
+        image: Any,
+        points_per_side: int | None = 32,
+        points_per_batch: int = 64,
+        pred_iou_thresh: float = 0.88,
+        stability_score_thresh: float = 0.95,
+        stability_score_offset: float = 1.0,
+        mask_threshold: float = 0.0,
+        box_nms_thresh: float = 0.7,
+        crop_n_layers: int = 0,
+        crop_nms_thresh: float = 0.7,
+        crop_overlap_ratio: float = 512 / 1500,
+        crop_n_points_downscale_factor: int = 1,
+        point_grids: Any = None,
+        min_mask_region_area: int = 0,
+        output_mode: str = "binary_mask",
+        progress: Any = None,
+    ) -> list[dict[str, Any]]:
+        """Segment everything, as ``segment_anything.SamAutomaticMaskGenerator.generate``.
+
+        Returns one record per mask: ``segmentation`` (bool [H, W], or an RLE dict for
+        ``output_mode`` "uncompressed_rle" / "coco_rle"), ``area`` (int), ``bbox`` (XYWH),
+        ``predicted_iou``, ``point_coords`` ([[x, y]]), ``stability_score``, ``crop_box`` (XYWH).
+        ``point_grids`` (one [K, 2] array in [0, 1] per crop layer) replaces
+        ``points_per_side`` (pass ``points_per_side=None``). ``progress(done, total)`` is
+        called after each decoder batch. One decoder call per ``points_per_batch`` prompts.
+        """
+        from .generate import GenerateSettings, generate_masks
+
+        settings = GenerateSettings(
+            points_per_side=points_per_side, points_per_batch=points_per_batch, pred_iou_thresh=pred_iou_thresh,
+            stability_score_thresh=stability_score_thresh, stability_score_offset=stability_score_offset,
+            mask_threshold=mask_threshold, box_nms_thresh=box_nms_thresh, crop_n_layers=crop_n_layers,
+            crop_nms_thresh=crop_nms_thresh, crop_overlap_ratio=crop_overlap_ratio,
+            crop_n_points_downscale_factor=crop_n_points_downscale_factor, point_grids=point_grids,
+            min_mask_region_area=min_mask_region_area, output_mode=output_mode,
+        )
+        if progress is not None and not callable(progress):
+            raise InvalidInputError("progress", type(progress).__name__, "a callable progress(done, total)")
+        return generate_masks(self, image, settings, progress)
 
     def decoder_feeds(self, embedding: ImageEmbedding, points: Any, labels: Any, boxes: Any,
                       mask_input: Any) -> dict[str, np.ndarray]:

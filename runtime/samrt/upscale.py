@@ -25,7 +25,7 @@ import numpy as np
 from . import spec
 from .parallel import parallel_map, worker_count
 
-__all__ = ["upscale_masks", "binarize_masks", "linear_taps"]
+__all__ = ["upscale_masks", "binarize_masks", "binarize_masks_at", "linear_taps"]
 
 # Above this share of uncertain 2x2 source blocks the exact float path is cheaper.
 _MAX_UNCERTAIN_SHARE = 0.2
@@ -98,17 +98,29 @@ def binarize_masks(
 ) -> np.ndarray:
     """Low-res logits [..., h, w] -> bool masks [..., H, W]: ``upscale_masks(...) > threshold``,
     computed exactly only along mask boundaries (see the module docstring)."""
+    return binarize_masks_at(masks, original_size, reshaped_size, pad_size, thresholds=(threshold,))[0]
+
+
+def binarize_masks_at(
+    masks,
+    original_size: tuple[int, int],
+    reshaped_size: tuple[int, int],
+    pad_size: tuple[int, int] = (spec.IMAGE_SIZE, spec.IMAGE_SIZE),
+    *,
+    thresholds: tuple[float, ...],
+) -> list[np.ndarray]:
+    """:func:`binarize_masks` at several thresholds (e.g. for stability scores), sharing the
+    upscale to the resized frame: one bool [..., H, W] per threshold."""
     masks = _as_float_masks(masks)
     lead = masks.shape[:-2]
     flat = masks.reshape(-1, *masks.shape[-2:])
     height, width = original_size
-    out = np.empty((flat.shape[0], height, width), dtype=bool)
+    outs = [np.empty((flat.shape[0], height, width), dtype=bool) for _ in thresholds]
     rows = linear_taps(reshaped_size[0], height)
     cols = linear_taps(reshaped_size[1], width)
     # The width blend of the first stage is shared; the rest runs per band of output rows.
     wide = _blend(flat, linear_taps(flat.shape[-1], pad_size[1], reshaped_size[1]), axis=-1)
     first_rows = linear_taps(flat.shape[-2], pad_size[0], reshaped_size[0])
-    bands = [(a, b) for a, b in _split(height, worker_count())]
 
     def run(band: tuple[int, int]) -> None:
         i0, i1 = band
@@ -116,10 +128,12 @@ def binarize_masks(
         s0, s1 = int(band_rows[0][0]), int(band_rows[1][-1]) + 1
         small = _blend(wide, tuple(t[s0:s1] for t in first_rows), axis=-2)
         local_rows = (band_rows[0] - s0, band_rows[1] - s0, band_rows[2], band_rows[3])
-        out[:, i0:i1] = _binarize(small, local_rows, cols, np.float32(threshold))
+        for out, threshold in zip(outs, thresholds, strict=True):
+            out[:, i0:i1] = _binarize(small, local_rows, cols, np.float32(threshold))
 
-    parallel_map(run, bands)
-    return out.reshape(*lead, height, width)
+    if flat.shape[0] and height and width:
+        parallel_map(run, _split(height, worker_count()))
+    return [out.reshape(*lead, height, width) for out in outs]
 
 
 def _split(length: int, parts: int) -> list[tuple[int, int]]:
