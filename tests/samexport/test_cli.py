@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from PIL import Image
 
 from samexport.cli import main
+
+mask_utils = pytest.importorskip("pycocotools.mask")
 
 
 def test_export_then_segment_writes_masks(tmp_path):
@@ -25,11 +28,27 @@ def test_export_then_segment_writes_masks(tmp_path):
                                   "--box", "20,20,200,180", "--out", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "masks.json").read_text())
-    assert len(report["objects"]) == 1
-    mask = np.asarray(Image.open(out / report["objects"][0]["mask"]))
+    assert len(report["masks"]) == 1
+    record = report["masks"][0]
+    mask = np.asarray(Image.open(out / record["mask"])) > 0
     assert mask.shape == (240, 320)
-    assert mask.sum() // 255 == report["objects"][0]["area"]
+    assert mask.sum() == record["area"]
+    np.testing.assert_array_equal(mask_utils.decode(record["segmentation"]).astype(bool), mask)
     assert Image.open(out / "overlay.png").size == (320, 240)
+
+    auto = tmp_path / "auto"
+    result = runner.invoke(main, ["segment", str(engine), str(image), "--auto", "--points-per-side", "4",
+                                  "--pred-iou-thresh", "0", "--stability-score-thresh", "0", "--out", str(auto)])
+    assert result.exit_code == 0, result.output
+    records = json.loads((auto / "masks.json").read_text())["masks"]
+    assert records and {"bbox", "area", "predicted_iou", "stability_score", "point_coords", "crop_box",
+                        "segmentation"} <= set(records[0])
+    for record in records:
+        decoded = mask_utils.decode(record["segmentation"]).astype(bool)
+        np.testing.assert_array_equal(np.asarray(Image.open(auto / record["mask"])) > 0, decoded)
+    defaults = runner.invoke(main, ["segment", str(engine), str(image), "--auto", "--points-per-side", "2",
+                                    "--out", str(tmp_path / "none")])
+    assert defaults.exit_code == 0 and "no mask passed" in defaults.output
 
 
 def test_errors_are_one_sentence_without_traceback(tmp_path):
@@ -39,6 +58,8 @@ def test_errors_are_one_sentence_without_traceback(tmp_path):
     assert "error:" in missing.output and "Traceback" not in missing.output
     bad_point = runner.invoke(main, ["segment", str(tmp_path), "x.png", "--point", "1;1"])
     assert bad_point.exit_code == 2 and "x,y" in bad_point.output
+    both = runner.invoke(main, ["segment", str(tmp_path), "x.png", "--point", "1,1", "--auto"])
+    assert both.exit_code == 1 and "--auto" in both.output and "Traceback" not in both.output
     bad_model = runner.invoke(main, ["export", "--model", str(tmp_path / "missing.pth"), "--out", str(tmp_path / "e")])
     assert bad_model.exit_code == 1 and "no such" in bad_model.output
     assert not (tmp_path / "e").exists()
