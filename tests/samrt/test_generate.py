@@ -137,3 +137,32 @@ def test_bad_generate_arguments_name_the_argument(meta_pair, photo, kwargs, argu
     runtime, _ = meta_pair
     with pytest.raises(InvalidInputError, match=argument):
         runtime.generate(photo, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def hf_runtime(tiny_model, tmp_path_factory):
+    from samexport.export import export_model
+
+    engine = export_model(tiny_model, tmp_path_factory.mktemp("amg_hf") / "tiny", source="test", source_sha256=None)
+    return SamRuntime.load(engine, backend="onnxruntime")
+
+
+def test_generate_matches_transformers_pipeline(hf_runtime, hf_oracle, photo):
+    transformers = pytest.importorskip("transformers")
+    from PIL import Image
+    from transformers.models.sam.image_processing_pil_sam import SamImageProcessorPil
+
+    # The Pillow-backend processor: its pixel_values equal ours to 1e-5 (the torchvision backend
+    # differs by up to 0.0175, which noise-like random masks would amplify).
+    generator = transformers.pipeline("mask-generation", model=hf_oracle, image_processor=SamImageProcessorPil(),
+                                      device="cpu")
+    with torch.inference_mode():
+        ref = generator(Image.fromarray(photo), points_per_crop=6, points_per_batch=16, pred_iou_thresh=0.0,
+                        stability_score_thresh=0.0, crops_nms_thresh=1.0)
+    ours = hf_runtime.generate(photo, points_per_side=6, points_per_batch=16, box_nms_thresh=1.0, **OPEN)
+    ref_records = [{"segmentation": np.asarray(m), "predicted_iou": float(s)}
+                   for m, s in zip(ref["masks"], ref["scores"], strict=True)]
+    assert len(ours) == len(ref_records) == 6 * 6 * 3
+    for o, r, iou in _match(ours, ref_records):
+        assert iou >= 0.99
+        assert abs(o["predicted_iou"] - r["predicted_iou"]) <= 1e-4
