@@ -35,12 +35,12 @@ from .amg import (
 from .errors import InvalidInputError
 from .images import to_rgb_uint8
 from .regions import remove_small_regions
-from .upscale import binarize_masks_at
+from .upscale import binarize_masks_at, upscale_masks_matmul
 
 __all__ = ["GenerateSettings", "generate_masks", "OUTPUT_MODES"]
 
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
-# Masks upscaled to full resolution at once: bounds memory at ~3 x this x H x W bytes.
+# Masks upscaled to full resolution at once: bounds memory at ~7 x this x H x W bytes.
 _MASK_CHUNK = 8
 
 
@@ -178,8 +178,14 @@ def _process_batch(runtime, embedding, points: np.ndarray, crop_box, original_si
     sizes = ((crop_h, crop_w), embedding.reshaped_input_size, (runtime.image_size, runtime.image_size))
     for start in range(0, keep.size, _MASK_CHUNK):
         index = keep[start:start + _MASK_CHUNK]
-        binary, high, low_ = binarize_masks_at(low[index], *sizes,
-                                               thresholds=(threshold, threshold + offset, threshold - offset))
+        thresholds = (threshold, threshold + offset, threshold - offset)
+        if crop_h * crop_w <= sizes[1][0] * sizes[1][1]:
+            # Output no larger than the resized frame: two BLAS products beat the boundary path.
+            logits = upscale_masks_matmul(low[index], *sizes)
+            binary, high, low_ = (logits > t for t in thresholds)
+            del logits
+        else:
+            binary, high, low_ = binarize_masks_at(low[index], *sizes, thresholds=thresholds)
         stability = stability_from_counts(np.count_nonzero(high, axis=(1, 2)), np.count_nonzero(low_, axis=(1, 2)))
         del high, low_
         ok = stability >= settings.stability_score_thresh if settings.stability_score_thresh > 0.0 \

@@ -25,7 +25,7 @@ import numpy as np
 from . import spec
 from .parallel import parallel_map, worker_count
 
-__all__ = ["upscale_masks", "binarize_masks", "binarize_masks_at", "linear_taps"]
+__all__ = ["upscale_masks", "upscale_masks_matmul", "binarize_masks", "binarize_masks_at", "linear_taps"]
 
 # Above this share of uncertain 2x2 source blocks the exact float path is cheaper.
 _MAX_UNCERTAIN_SHARE = 0.2
@@ -199,3 +199,33 @@ def _fix_boundary(out, small, flat_blocks, rows, cols, threshold) -> None:
             value = (v00 * wc_lo + v01 * wc_hi) * wr_lo + (v10 * wc_lo + v11 * wc_hi) * wr_hi
             target = (out_base + i * width + j)[ok]
             flat_out[target] = value[ok] > threshold
+
+
+def _composed_matrix(in_size: int, pad: int, reshaped: int, out_size: int) -> np.ndarray:
+    """float32 [out_size, in_size]: the two bilinear steps along one axis (upscale to the padded
+    frame, crop to ``reshaped``, resize to ``out_size``) as one matrix."""
+    first = np.zeros((reshaped, in_size), np.float32)
+    lo, hi, w_lo, w_hi = linear_taps(in_size, pad, reshaped)
+    np.add.at(first, (np.arange(reshaped), lo), w_lo)
+    np.add.at(first, (np.arange(reshaped), hi), w_hi)
+    second = np.zeros((out_size, reshaped), np.float32)
+    lo, hi, w_lo, w_hi = linear_taps(reshaped, out_size)
+    np.add.at(second, (np.arange(out_size), lo), w_lo)
+    np.add.at(second, (np.arange(out_size), hi), w_hi)
+    return second @ first
+
+
+def upscale_masks_matmul(
+    masks,
+    original_size: tuple[int, int],
+    reshaped_size: tuple[int, int],
+    pad_size: tuple[int, int] = (spec.IMAGE_SIZE, spec.IMAGE_SIZE),
+) -> np.ndarray:
+    """:func:`upscale_masks` as two matrix products per mask (rows @ masks @ cols.T): BLAS-fast
+    when the output is no larger than the resized frame, e.g. automatic mask generation on
+    small images or crops. Differs from :func:`upscale_masks` by float32 rounding (~5e-7
+    measured), not bit for bit."""
+    masks = _as_float_masks(masks)
+    rows = _composed_matrix(masks.shape[-2], pad_size[0], reshaped_size[0], original_size[0])
+    cols = _composed_matrix(masks.shape[-1], pad_size[1], reshaped_size[1], original_size[1])
+    return np.matmul(np.matmul(rows, masks), cols.T)

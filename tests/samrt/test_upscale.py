@@ -65,3 +65,11 @@ def test_threaded_resize_is_bit_identical_to_pillow(size, resample):
 
     resize_rgb(image, target, resample, consume)
     assert np.array_equal(canvas, np.asarray(image.resize(target, resample=resample)))
+
+
+@pytest.mark.parametrize(("original", "reshaped"), SIZES[:5])
+def test_matmul_upscale_is_within_float_rounding(original, reshaped):
+    from samrt.upscale import upscale_masks_matmul
+
+    low = np.random.default_rng(1).normal(size=(2, 256, 256)).astype(np.float32) * 3
+    assert np.abs(upscale_masks_matmul(low, original, reshaped) - upscale_masks(low, original, reshaped)).max() <= 1e-5
