@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["parallel_map", "worker_count"]
+__all__ = ["parallel_map", "worker_count", "split_range"]
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -34,3 +34,9 @@ def parallel_map(function: Callable, items: Iterable) -> list:
     if len(items) <= 1 or worker_count() == 1:
         return [function(item) for item in items]
     return list(_executor().map(function, items))
+
+
+def split_range(length: int, parts: int) -> list[tuple[int, int]]:
+    """[0, length) cut into at most ``parts`` near-equal, non-empty (start, end) pieces."""
+    edges = [length * k // parts for k in range(parts + 1)]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]

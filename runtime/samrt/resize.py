@@ -13,17 +13,12 @@ from collections.abc import Callable
 
 from PIL import Image
 
-from .parallel import parallel_map, worker_count
+from .parallel import parallel_map, split_range, worker_count
 
 __all__ = ["resize_rgb"]
 
 # Below this many source pixels, thread hand-off costs more than it saves.
 _PARALLEL_MIN_PIXELS = 1_000_000
-
-
-def _bounds(length: int, parts: int) -> list[tuple[int, int]]:
-    edges = [length * k // parts for k in range(parts + 1)]
-    return [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
 
 
 def resize_rgb(
@@ -42,7 +37,7 @@ def resize_rgb(
         consume(0, image.resize(size, resample=resample) if size != image.size else image)
         return
     if width != image.width:
-        rows = _bounds(image.height, parts)
+        rows = split_range(image.height, parts)
         strips = parallel_map(
             lambda yy: image.crop((0, yy[0], image.width, yy[1])).resize((width, yy[1] - yy[0]), resample=resample),
             rows,
@@ -57,4 +52,4 @@ def resize_rgb(
         strip = horizontal.crop((xx[0], 0, xx[1], horizontal.height))
         consume(xx[0], strip.resize((xx[1] - xx[0], height), resample=resample) if height != image.height else strip)
 
-    parallel_map(vertical, _bounds(width, parts))
+    parallel_map(vertical, split_range(width, parts))

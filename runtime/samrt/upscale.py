@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import spec
-from .parallel import parallel_map, worker_count
+from .parallel import parallel_map, split_range, worker_count
 
 __all__ = ["upscale_masks", "upscale_masks_matmul", "binarize_masks", "binarize_masks_at", "linear_taps"]
 
@@ -132,13 +132,8 @@ def binarize_masks_at(
             out[:, i0:i1] = _binarize(small, local_rows, cols, np.float32(threshold))
 
     if flat.shape[0] and height and width:
-        parallel_map(run, _split(height, worker_count()))
+        parallel_map(run, split_range(height, worker_count()))
     return [out.reshape(*lead, height, width) for out in outs]
-
-
-def _split(length: int, parts: int) -> list[tuple[int, int]]:
-    edges = [length * k // parts for k in range(parts + 1)]
-    return [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
 
 
 def _binarize(small: np.ndarray, rows, cols, threshold: np.float32) -> np.ndarray:
