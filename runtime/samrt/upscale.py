@@ -196,18 +196,20 @@ def _fix_boundary(out, small, flat_blocks, rows, cols, threshold) -> None:
             flat_out[target] = value[ok] > threshold
 
 
+def _tap_matrix(taps, in_size: int) -> np.ndarray:
+    """The bilinear taps of :func:`linear_taps` as a float32 [len(taps), in_size] matrix."""
+    lo, hi, w_lo, w_hi = taps
+    matrix = np.zeros((lo.size, in_size), np.float32)
+    np.add.at(matrix, (np.arange(lo.size), lo), w_lo)
+    np.add.at(matrix, (np.arange(lo.size), hi), w_hi)
+    return matrix
+
+
 def _composed_matrix(in_size: int, pad: int, reshaped: int, out_size: int) -> np.ndarray:
     """float32 [out_size, in_size]: the two bilinear steps along one axis (upscale to the padded
     frame, crop to ``reshaped``, resize to ``out_size``) as one matrix."""
-    first = np.zeros((reshaped, in_size), np.float32)
-    lo, hi, w_lo, w_hi = linear_taps(in_size, pad, reshaped)
-    np.add.at(first, (np.arange(reshaped), lo), w_lo)
-    np.add.at(first, (np.arange(reshaped), hi), w_hi)
-    second = np.zeros((out_size, reshaped), np.float32)
-    lo, hi, w_lo, w_hi = linear_taps(reshaped, out_size)
-    np.add.at(second, (np.arange(out_size), lo), w_lo)
-    np.add.at(second, (np.arange(out_size), hi), w_hi)
-    return second @ first
+    first = _tap_matrix(linear_taps(in_size, pad, reshaped), in_size)
+    return _tap_matrix(linear_taps(reshaped, out_size), reshaped) @ first
 
 
 def upscale_masks_matmul(
