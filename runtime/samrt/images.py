@@ -35,26 +35,27 @@ def max_image_pixels() -> int:
 
 def to_rgb_uint8(image: Any, *, argument: str = "images") -> np.ndarray:
     """Any supported image -> C-contiguous uint8 [H, W, 3]."""
+    if isinstance(image, (str, os.PathLike)):
+        image = _open_path(Path(image), argument)
+    if isinstance(image, Image.Image):
+        return _from_pil(image, argument)
     if isinstance(image, np.ndarray):
         return _from_array(image, argument)
-    return np.ascontiguousarray(np.asarray(to_rgb_image(image, argument=argument), dtype=np.uint8))
+    raise InvalidInputError(argument, type(image).__name__, "a PIL image, a numpy array or a file path")
 
 
 def to_rgb_image(image: Any, *, argument: str = "images") -> Image.Image:
     """Any supported image -> a PIL image in mode RGB (no pixel copy for an RGB PIL image).
 
     Preprocessing resizes this directly: converting a large PIL image to NumPy costs more than
-    resizing it."""
+    resizing it. Images that need NumPy scaling (16/32-bit, float, arrays) go through
+    :func:`to_rgb_uint8`."""
     if isinstance(image, (str, os.PathLike)):
         image = _open_path(Path(image), argument)
-    if isinstance(image, Image.Image):
+    if isinstance(image, Image.Image) and image.mode not in (*_INTEGER_MODES, "F"):
         _check_pixels(image.height, image.width, argument)
-        if image.mode in _INTEGER_MODES or image.mode == "F":
-            return Image.fromarray(_from_pil(image, argument))
         return image if image.mode == "RGB" else image.convert("RGB")
-    if isinstance(image, np.ndarray):
-        return Image.fromarray(_from_array(image, argument))
-    raise InvalidInputError(argument, type(image).__name__, "a PIL image, a numpy array or a file path")
+    return Image.fromarray(to_rgb_uint8(image, argument=argument))
 
 
 _INTEGER_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
