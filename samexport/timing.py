@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["LatencyStats", "measure", "describe_machine", "interleaved"]
+__all__ = ["LatencyStats", "measure", "describe_machine"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,22 +49,6 @@ def measure(function: Callable[[], object], *, repeat: int = 10, warmup: int = 2
         function()
         times.append(time.perf_counter() - start)
     return LatencyStats.from_seconds(times)
-
-
-def interleaved(functions: dict[str, Callable[[], object]], *, repeat: int = 10,
-                warmup: int = 2) -> dict[str, LatencyStats]:
-    """Like :func:`measure` for several functions, alternating them call by call so that
-    machine noise (other load, frequency changes) hits all of them alike."""
-    for _ in range(warmup):
-        for function in functions.values():
-            function()
-    times: dict[str, list[float]] = {name: [] for name in functions}
-    for _ in range(repeat):
-        for name, function in functions.items():
-            start = time.perf_counter()
-            function()
-            times[name].append(time.perf_counter() - start)
-    return {name: LatencyStats.from_seconds(values) for name, values in times.items()}
 
 
 def describe_machine() -> dict[str, object]:

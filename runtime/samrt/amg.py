@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InvalidInputError
+from .images import to_rgb_uint8
 from .processing import normalize_coordinates
 
 __all__ = [
@@ -76,8 +77,6 @@ def generate_crop_boxes(
     float32 [1, n_points, C, 2] in each crop's resized frame, cropped_images list of uint8
     [h, w, 3], input_labels int64 [1, n_points, C]). Layers with a different point count
     are not stackable, as in transformers."""
-    from .images import to_rgb_uint8
-
     rgb = to_rgb_uint8(image, argument="image")
     boxes, layers = crop_boxes_for(rgb.shape[:2], crop_n_layers, overlap_ratio)
     grids = [build_point_grid(int(points_per_crop / crop_n_points_downscale_factor ** i))

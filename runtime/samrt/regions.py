@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import InvalidInputError
+
 __all__ = ["component_runs", "remove_small_regions"]
 
 
@@ -69,8 +71,6 @@ def remove_small_regions(mask: np.ndarray, area_thresh: float, mode: str) -> tup
     smaller than ``area_thresh``; mode "islands" drops foreground components smaller than it
     (keeping the largest if all are small). Returns (mask, changed)."""
     if mode not in ("holes", "islands"):
-        from .errors import InvalidInputError
-
         raise InvalidInputError("mode", mode, '"holes" or "islands"')
     holes = mode == "holes"
     working = ~mask if holes else mask

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import spec
+from .errors import InvalidInputError
 from .parallel import parallel_map, split_range, worker_count
 
 __all__ = ["upscale_masks", "upscale_masks_matmul", "binarize_masks", "binarize_masks_at", "linear_taps"]
@@ -70,8 +71,6 @@ def _reshaped_logits(masks: np.ndarray, reshaped_size: tuple[int, int], pad_size
 def _as_float_masks(masks) -> np.ndarray:
     masks = np.asarray(masks, dtype=np.float32)
     if masks.ndim < 2:
-        from .errors import InvalidInputError
-
         raise InvalidInputError("masks", f"array of shape {masks.shape}", "[..., h, w] low-res logits")
     return masks
 
