@@ -432,3 +432,29 @@ def init_random_weights(model: SamModel, seed: int) -> None:
 
 def _owner(model: torch.nn.Module, name: str) -> torch.nn.Module:
     return model.get_submodule(name.rsplit(".", 1)[0])
+
+
+def load_source(source: str) -> tuple[SamModel, str | None]:
+    """``random:NAME`` (seeded random weights, seed 0; smoke tests and benchmarks only), an HF
+    directory or a Meta .pth file -> (SamModel, sha256 of the source file or directory, or None)."""
+    from .config import preset
+
+    if source.startswith("random:"):
+        return random_model(preset(source.split(":", 1)[1]), seed=0), None
+    return load_model(source), sha256_of(source)
+
+
+def reference_for_engine(manifest: dict, source: str | None = None) -> SamModel:
+    """The PyTorch model an engine was exported from: ``source`` if given, else the manifest's
+    ``model.source``. A checkpoint whose sha256 differs from the one the manifest recorded is
+    refused (CheckpointError), since comparing against other weights proves nothing."""
+    chosen = source or manifest["model"]["source"]
+    model, digest = load_source(chosen)
+    expected = manifest["model"].get("sha256")
+    if expected and digest and digest != expected:
+        raise CheckpointError(
+            f"has sha256 {digest[:16]}..., but the engine was exported from "
+            f"{manifest['model']['source']!r} with sha256 {expected[:16]}...; pass the same checkpoint",
+            path=chosen,
+        )
+    return model

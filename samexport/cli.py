@@ -10,20 +10,9 @@ import click
 from samrt.errors import SamError
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, *, code: int = 1) -> None:
     click.echo(f"error: {message}", err=True)
-    sys.exit(1)
-
-
-def load_source(source: str):
-    """``random:NAME`` (seeded random weights; smoke tests and benchmarks only), an HF
-    directory or a Meta .pth file -> (SamModel, sha256 of the source or None)."""
-    from .checkpoints import load_model, random_model, sha256_of
-    from .config import preset
-
-    if source.startswith("random:"):
-        return random_model(preset(source.split(":", 1)[1]), seed=0), None
-    return load_model(source), sha256_of(source)
+    sys.exit(code)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -40,6 +29,7 @@ def main() -> None:
               help="Engine directory to write (replaced atomically).")
 def export(source: str, out_dir: Path) -> None:
     """Export the encoder and decoder graphs to ONNX, check and verify them."""
+    from .checkpoints import load_source
     from .export import export_model
 
     try:
@@ -52,6 +42,124 @@ def export(source: str, out_dir: Path) -> None:
     except OSError as exc:
         _fail(f"cannot write {out_dir}: {exc.strerror or exc}")
     click.echo(f"wrote {out_dir}")
+
+
+@main.command()
+@click.argument("engine_dir", type=click.Path(path_type=Path))
+@click.option("--backend", default="auto", show_default=True,
+              type=click.Choice(["auto", "onnxruntime", "tensorrt"]), help="Runtime backend to time.")
+@click.option("--compare-transformers", is_flag=True,
+              help="Also time transformers' SamModel (eager and sdpa attention) with the same weights "
+                   "(needs transformers).")
+@click.option("--reference", default=None,
+              help="Checkpoint for --compare-transformers (default: the source recorded in the manifest).")
+@click.option("--image", "image_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Image to time pre/post-processing on (default: a synthetic 2250x1500 image).")
+@click.option("--encoder-runs", default=5, show_default=True, type=click.IntRange(min=1))
+@click.option("--decoder-runs", default=20, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-prompts", default=64, show_default=True, type=click.IntRange(min=1),
+              help="N of the batched decoder call.")
+@click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="JSON file to write [default: benchmarks/results/bench_<engine>_<backend>.json].")
+def bench(engine_dir: Path, backend: str, compare_transformers: bool, reference: str | None,
+          image_path: Path | None, encoder_runs: int, decoder_runs: int, batch_prompts: int,
+          out_path: Path | None) -> None:
+    """Time ENGINE_DIR: encoder, decoder at N = 1 and N = --batch-prompts, pre/post-processing.
+
+    Prints p50/p90 latencies and writes them as JSON with the machine described.
+    """
+    from samrt.images import to_rgb_uint8
+    from samrt.manifest import load_manifest
+
+    from .bench import BenchSettings, run_bench
+    from .checkpoints import reference_for_engine
+
+    try:
+        manifest = load_manifest(engine_dir)
+        image = to_rgb_uint8(str(image_path), argument="--image") if image_path else None
+        model = reference_for_engine(manifest, reference) if compare_transformers else None
+        settings = BenchSettings(encoder_runs=encoder_runs, decoder_runs=decoder_runs, batch_prompts=batch_prompts)
+        record = run_bench(engine_dir, settings=settings, backend=backend, reference=model, image=image,
+                           progress=lambda msg: click.echo(f"  timing {msg} ...", err=True))
+    except SamError as exc:
+        _fail(str(exc))
+    ours = record["samrt"]
+    provider = "cuda" if "CUDAExecutionProvider" in (ours.get("providers") or []) else "cpu"
+    out_path = out_path or Path("benchmarks/results") / f"bench_{engine_dir.name}_{ours['backend']}_{provider}.json"
+    for key in ("encoder", "decoder_n1", "decoder_batch", "preprocess", "postprocess_3_masks", "predict_n1"):
+        click.echo(f"{key:>20}: p50 {ours[key]['p50_ms']:9.2f} ms   p90 {ours[key]['p90_ms']:9.2f} ms")
+    for baseline, ratios in record.get("comparison", {}).items():
+        click.echo(f"transformers {baseline.replace('_', ' ')}:")
+        for key, value in ratios.items():
+            click.echo(f"{key:>36}: {value}")
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(json.dumps(record, indent=2) + "\n")
+    except OSError as exc:
+        _fail(f"cannot write {out_path}: {exc.strerror or exc}")
+    click.echo(f"wrote {out_path}")
+
+
+@main.command()
+@click.argument("engine_dir", type=click.Path(path_type=Path))
+@click.option("--images", "image_paths", multiple=True,
+              help="Image file or directory (repeatable) [default: scikit-image's astronaut, coffee, chelsea].")
+@click.option("--prompts", "prompts_per_kind", default=8, show_default=True, type=click.IntRange(min=1),
+              help="Prompts of each kind (point, points, box, point_box, refine) per image.")
+@click.option("--reference", default=None,
+              help="Reference checkpoint (default: the source recorded in the manifest; random:NAME is rebuilt).")
+@click.option("--backends", default=None,
+              help="Comma-separated backends to check: onnxruntime,tensorrt [default: those available].")
+@click.option("--thresholds", "thresholds_file", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="JSON object overriding pass/fail thresholds (keys: see samexport.report.thresholds).")
+@click.option("--worst", default=6, show_default=True, type=click.IntRange(min=0),
+              help="Worst cases to draw as overlays, per backend.")
+@click.option("--out", "out_dir", default=Path("report"), show_default=True,
+              type=click.Path(file_okay=False, path_type=Path))
+def report(engine_dir: Path, image_paths: tuple[str, ...], prompts_per_kind: int, reference: str | None,
+           backends: str | None, thresholds_file: Path | None, worst: int, out_dir: Path) -> None:
+    """Accuracy of ENGINE_DIR against the fp32 PyTorch reference: report.json, report.md, report.html.
+
+    Exit status: 0 when every check passes, 1 when one fails, 2 for bad arguments.
+    """
+    from samrt.manifest import load_manifest
+
+    from .checkpoints import reference_for_engine
+    from .report import available_backends, load_images, run_report, sample_images
+    from .report.checks import describe_failure
+    from .report.compare import CompareSettings
+    from .report.render import write_report
+
+    try:
+        manifest = load_manifest(engine_dir)
+        chosen = [b.strip() for b in backends.split(",") if b.strip()] if backends else None
+        images = load_images(image_paths) if image_paths else sample_images()
+        click.echo(f"loading the reference ({reference or manifest['model']['source']})", err=True)
+        model = reference_for_engine(manifest, reference)
+        chosen = chosen or available_backends(engine_dir, manifest)
+        with click.progressbar(length=len(images) * len(chosen), label="comparing", file=sys.stderr) as bar:
+            def progress(backend: str, done: int, total: int) -> None:
+                bar.label = f"comparing {backend}"
+                bar.update(1)
+
+            record, results = run_report(engine_dir, model, images=images, backends=chosen,
+                                         thresholds_file=thresholds_file,
+                                         settings=CompareSettings(prompts_per_kind=prompts_per_kind, worst_cases=worst),
+                                         reference_name=f"fp32 PyTorch ({reference or manifest['model']['source']})",
+                                         progress=progress)
+    except SamError as exc:
+        _fail(str(exc), code=2)
+    try:
+        written = write_report(out_dir, record, results, dict(images))
+    except OSError as exc:
+        _fail(f"cannot write {out_dir}: {exc.strerror or exc}", code=2)
+    for backend, entry in record["backends"].items():
+        click.echo(f"{backend}: {'PASS' if entry['passed'] else 'FAIL'}")
+        for check in entry["checks"]:
+            if not check["passed"]:
+                click.echo(f"  FAILED {describe_failure(check)}")
+    click.echo(f"wrote {written['json']}, {written['markdown'].name}, {written['html'].name}")
+    sys.exit(0 if record["passed"] else 1)
 
 
 def _parse_point(text: str) -> tuple[float, float, int]:

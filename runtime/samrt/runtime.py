@@ -75,11 +75,12 @@ class SamRuntime:
                 "the tensorrt backend needs engines built by `samexport build` and the tensorrt package; "
                 "use backend='onnxruntime'"
             )
-        from .backends.onnxruntime import OnnxRuntimeRunner
+        from .backends.onnxruntime import DECODER_DISABLED_OPTIMIZERS, OnnxRuntimeRunner
 
         graphs = manifest["graphs"]
         encoder = OnnxRuntimeRunner(directory / graphs["encoder"]["file"], providers=providers)
-        decoder = OnnxRuntimeRunner(directory / graphs["decoder"]["file"], providers=providers)
+        decoder = OnnxRuntimeRunner(directory / graphs["decoder"]["file"], providers=providers,
+                                    disabled_optimizers=DECODER_DISABLED_OPTIMIZERS)
         return cls(directory=directory, manifest=manifest, encoder=encoder, decoder=decoder, backend="onnxruntime")
 
     # -- encoder ---------------------------------------------------------------------------------

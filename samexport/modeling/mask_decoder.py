@@ -56,12 +56,39 @@ class MaskDecoder(nn.Module):
         iou_out = hs[:, 0, :]
         mask_out = hs[:, 1 : 1 + self.num_mask_tokens, :]
 
-        src = src.transpose(1, 2).reshape(m, c, h, w)
-        up = self.act(self.upscale_layer_norm(self.upscale_conv1(src)))
-        up = self.act(self.upscale_conv2(up))
         hyper = torch.stack(
             [mlp(mask_out[:, i, :]) for i, mlp in enumerate(self.output_hypernetworks_mlps)], dim=1
         )
-        _, cu, hu, wu = up.shape
-        masks = (hyper @ up.reshape(m, cu, hu * wu)).reshape(m, -1, hu, wu)
+        masks = self.upscaled_masks(src, hyper, h, w)
         return masks, self.iou_prediction_head(iou_out)
+
+    def upscaled_masks(self, src: torch.Tensor, hyper: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        """src [M, h*w, C] (row-major pixels), hyper [M, K, C/8] -> logits [M, K, 4h, 4w].
+
+        The two kernel-2, stride-2 transposed convolutions touch disjoint 2x2 output blocks, so
+        each is one matrix product on channels-last pixels: [.., C_in] @ [C_in, 2*2*C_out].
+        Pixels stay in (i, j, a, b, a', b') order, LayerNorm2d normalises the last (channel)
+        axis in place, and only the K-channel result is reordered to (4i+2a+a', 4j+2b+b').
+        Same arithmetic as ConvTranspose2d -> LayerNorm2d -> GELU -> ConvTranspose2d -> GELU
+        -> hypernetwork product, without the channels-first transposes (the ONNX graph gets
+        MatMuls in place of ConvTranspose, which onnxruntime runs ~2x faster here).
+        """
+        m = src.shape[0]
+        up = self._stride2_transposed_conv(src, self.upscale_conv1)
+        norm = self.upscale_layer_norm
+        up = self.act(nn.functional.layer_norm(up, norm.normalized_shape, norm.weight, norm.bias, norm.eps))
+        up = self.act(self._stride2_transposed_conv(up, self.upscale_conv2))
+        k = hyper.shape[1]
+        c8 = up.shape[-1]
+        masks = hyper @ up.reshape(m, -1, c8).transpose(1, 2)  # [M, K, h*w*16]
+        masks = masks.reshape(m, k, h, w, 2, 2, 2, 2).permute(0, 1, 2, 4, 6, 3, 5, 7)
+        return masks.reshape(m, k, 4 * h, 4 * w)
+
+    @staticmethod
+    def _stride2_transposed_conv(x: torch.Tensor, conv: nn.ConvTranspose2d) -> torch.Tensor:
+        """x [M, L, C_in] channels-last -> [M, L*4, C_out] (each pixel -> its 2x2 block, (a, b) order)."""
+        c_in, c_out = conv.weight.shape[:2]
+        weight = conv.weight.permute(0, 2, 3, 1).reshape(c_in, 4 * c_out)
+        # bias repeated per (a, b) so it broadcasts over the last axis only (a cheap Add)
+        y = x @ weight + conv.bias.repeat(4)
+        return y.reshape(x.shape[0], -1, c_out)
