@@ -116,6 +116,7 @@ def plot_iou_by_kind(records: list[dict[str, Any]], backend: str) -> bytes:
     rng = np.random.default_rng(0)
     for i, v in enumerate(values, start=1):
         axis.scatter(i + rng.uniform(-0.15, 0.15, len(v)), v, s=10, color="#1f77b4", alpha=0.7)
+    axis.ticklabel_format(axis="y", useOffset=False)
     axis.set_ylabel("mask IoU vs reference")
     axis.set_title(f"{backend}: mask IoU per prompt kind")
     return _figure_png(figure)
