@@ -162,6 +162,56 @@ def report(engine_dir: Path, image_paths: tuple[str, ...], prompts_per_kind: int
     sys.exit(0 if record["passed"] else 1)
 
 
+@main.command()
+@click.argument("engine_dir", type=click.Path(path_type=Path))
+@click.option("--precision", required=True, type=click.Choice(["fp32", "fp16", "int8"]),
+              help="int8: dynamic quantisation for CPU servers (onnxruntime); fp32: a verified copy.")
+@click.option("--target", default="auto", show_default=True, type=click.Choice(["auto", "onnxruntime", "tensorrt"]),
+              help="auto: tensorrt when TensorRT imports, else onnxruntime.")
+@click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
+              help="New engine directory [default: ENGINE_DIR-<precision> beside ENGINE_DIR].")
+@click.option("--check-prompts", default=4, show_default=True, type=click.IntRange(min=0),
+              help="Prompts of each kind in the closing accuracy check (0 skips it).")
+@click.option("--reference", default=None,
+              help="Reference checkpoint for the check (default: the source recorded in the manifest).")
+def build(engine_dir: Path, precision: str, target: str, out_dir: Path | None, check_prompts: int,
+          reference: str | None) -> None:
+    """Build an engine directory at another precision from the fp32 one `export` wrote.
+
+    Ends with a short accuracy check against the fp32 PyTorch reference; its summary is stored
+    in the new manifest (`accuracy`) and a failed check makes the exit status 1.
+    """
+    from samrt.manifest import load_manifest
+
+    from .build import BuildSettings, build_engine, tensorrt_missing
+    from .checkpoints import reference_for_engine
+
+    if target == "auto":
+        target = "tensorrt" if tensorrt_missing() is None else "onnxruntime"
+    try:
+        settings = BuildSettings(target=target, precision=precision, check_prompts=check_prompts)
+        manifest = load_manifest(engine_dir)
+        model = reference_for_engine(manifest, reference) if check_prompts else None
+        built = build_engine(engine_dir, settings=settings, out_dir=out_dir, reference=model,
+                             progress=lambda msg: click.echo(f"  {msg} ...", err=True))
+    except SamError as exc:
+        _fail(str(exc))
+    except OSError as exc:
+        _fail(f"cannot write the engine directory: {exc.strerror or exc}")
+    result = load_manifest(built)
+    click.echo(f"wrote {built} ({result['build']['seconds']} s)")
+    accuracy = result.get("accuracy")
+    if accuracy:
+        iou = accuracy["mask_iou"]
+        click.echo(f"accuracy vs fp32 reference: {'PASS' if accuracy['passed'] else 'FAIL'} "
+                   f"(embedding cosine {accuracy['embeddings_cosine_min']:.5f}, mask IoU min {iou['min']:.4f} "
+                   f"p5 {iou['p5']:.4f} mean {iou['mean']:.4f} over {accuracy['prompts']} prompts)")
+        for line in accuracy["failed"]:
+            click.echo(f"  FAILED {line}")
+        if not accuracy["passed"]:
+            sys.exit(1)
+
+
 def _parse_point(text: str) -> tuple[float, float, int]:
     coords, _, label = text.partition(":")
     try:

@@ -1,0 +1,200 @@
+"""``samexport build``: a new engine directory at another precision / for another backend.
+
+Targets and precisions:
+
+- ``--target onnxruntime --precision int8``: dynamic quantisation (onnxruntime's
+  ``quantize_dynamic``: int8 weights, activations quantised per call) of every MatMul in both
+  graphs, for CPU servers. Convolutions, LayerNorm, softmax and the positional terms stay fp32.
+- ``--target onnxruntime --precision fp32``: a verified copy (useful as a baseline directory).
+- ``--target tensorrt`` (any precision) and ``--precision fp16``: not available in this release;
+  a TensorRT build on a machine without TensorRT or a GPU fails with one sentence naming what is
+  missing and the ``--target onnxruntime`` alternative (never a silent downgrade).
+
+The build writes to a temporary sibling and renames it into place; it ends with a short accuracy
+report against the fp32 PyTorch reference (one photograph, a few prompts of each kind) whose
+summary is stored in the new manifest under ``accuracy``; ``--no-check`` skips it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from samrt import spec
+from samrt.errors import BackendUnavailableError, InvalidInputError, SamError
+from samrt.manifest import artifact_record, load_manifest, write_manifest
+
+TARGETS = ("onnxruntime", "tensorrt")
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+class BuildError(SamError):
+    """A build could not be completed (the reason names what is missing or failed)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildSettings:
+    """target: "onnxruntime" | "tensorrt"; precision: "fp32" | "fp16" | "int8";
+    check_prompts: prompts of each kind in the closing accuracy check (0 skips it)."""
+
+    target: str = "onnxruntime"
+    precision: str = "int8"
+    check_prompts: int = 4
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise InvalidInputError("--target", self.target, f"one of {list(TARGETS)}")
+        if self.precision not in PRECISIONS:
+            raise InvalidInputError("--precision", self.precision, f"one of {list(PRECISIONS)}")
+        if not isinstance(self.check_prompts, int) or self.check_prompts < 0:
+            raise InvalidInputError("check_prompts", self.check_prompts, "an integer >= 0")
+
+
+def tensorrt_missing() -> str | None:
+    """Why a TensorRT build cannot run here (None when TensorRT and a CUDA GPU are present)."""
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        return "TensorRT is not installed (the tensorrt Python package cannot be imported)"
+    try:
+        from cuda import cudart  # type: ignore[import-not-found]
+
+        error, count = cudart.cudaGetDeviceCount()
+        if int(error) != 0 or count == 0:
+            return "no CUDA GPU is visible"
+    except ImportError:
+        return "the CUDA Python bindings (cuda-python) are not installed"
+    return None
+
+
+def _check_supported(settings: BuildSettings) -> None:
+    if settings.target == "tensorrt":
+        missing = tensorrt_missing()
+        if missing:
+            raise BackendUnavailableError(
+                f"cannot build TensorRT engines here: {missing}; build for onnxruntime instead with "
+                f"--target onnxruntime (int8 for CPU servers, fp32 as a baseline)"
+            )
+        raise BuildError("TensorRT engine building is not implemented in this release; use --target onnxruntime")
+    if settings.precision == "fp16":
+        raise BuildError("--precision fp16 needs the FP32-island precision policy, not implemented in this "
+                         "release; use --precision int8 (CPU) or fp32")
+
+
+def quantize_int8(source: Path, target: Path) -> None:
+    """Dynamic int8 quantisation of the MatMuls of one graph (signed int8 weights, per tensor)."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # quantize_dynamic logs a pre-processing suggestion through the root logger
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
+                         extra_options={"MatMulConstBOnly": True})
+    finally:
+        root.setLevel(level)
+
+
+def default_output(engine_dir: Path, settings: BuildSettings) -> Path:
+    suffix = settings.precision if settings.target == "onnxruntime" else f"trt-{settings.precision}"
+    return engine_dir.parent / f"{engine_dir.name}-{suffix}"
+
+
+def build_engine(engine_dir: str | Path, *, settings: BuildSettings, out_dir: str | Path | None = None,
+                 reference: Any = None, progress: Callable[[str], None] | None = None) -> Path:
+    """Build ``settings`` from the fp32 engine directory ``engine_dir`` into ``out_dir``.
+
+    ``reference``: the PyTorch model for the closing accuracy check (None skips the check).
+    Returns the new directory. Raises BackendUnavailableError / BuildError / InvalidInputError.
+    """
+    import onnx
+    import onnxruntime
+
+    say = progress or (lambda _msg: None)
+    engine_dir = Path(engine_dir)
+    _check_supported(settings)
+    manifest = load_manifest(engine_dir)
+    if manifest.get("precision", "fp32") != "fp32":
+        raise InvalidInputError("ENGINE_DIR", str(engine_dir), f"an fp32 engine directory (this one is "
+                                f"{manifest.get('precision')}); build from the directory `samexport export` wrote")
+    out_dir = Path(out_dir) if out_dir is not None else default_output(engine_dir, settings)
+    if out_dir.resolve() == engine_dir.resolve():
+        raise InvalidInputError("--out", str(out_dir), "a directory other than ENGINE_DIR")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    started = _dt.datetime.now(_dt.timezone.utc)
+    try:
+        for graph in ("encoder", "decoder"):
+            name = manifest["graphs"][graph]["file"]
+            if settings.precision == "int8":
+                say(f"quantising the {graph} (dynamic int8)")
+                quantize_int8(engine_dir / name, staging / name)
+            else:
+                shutil.copy2(engine_dir / name, staging / name)
+            onnx.checker.check_model(str(staging / name), full_check=True)
+        built = dict(manifest)
+        built.update({
+            "name": out_dir.name,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "precision": settings.precision,
+            "build": {"target": settings.target, "precision": settings.precision, "from": str(engine_dir),
+                      "from_manifest_sha256": _manifest_digest(engine_dir),
+                      "method": "onnxruntime.quantization.quantize_dynamic (MatMul, QInt8)"
+                      if settings.precision == "int8" else "copy",
+                      "seconds": None},
+            "versions": {**manifest.get("versions", {}), "onnx": onnx.__version__,
+                         "onnxruntime": onnxruntime.__version__},
+            "artifacts": {p.name: artifact_record(p) for p in sorted(staging.iterdir()) if p.is_file()},
+        })
+        built.pop("verification", None)
+        write_manifest(staging, built)
+        if reference is not None and settings.check_prompts:
+            say("checking accuracy against the fp32 reference")
+            built["accuracy"] = _accuracy_summary(staging, reference, settings)
+        built["build"]["seconds"] = round((_dt.datetime.now(_dt.timezone.utc) - started).total_seconds(), 1)
+        write_manifest(staging, built)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(staging, out_dir)
+        return out_dir
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _manifest_digest(directory: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256((directory / spec.MANIFEST_NAME).read_bytes()).hexdigest()
+
+
+def _accuracy_summary(directory: Path, reference: Any, settings: BuildSettings) -> dict[str, Any]:
+    """A short report (one photograph) stored in the manifest: verdict, failed checks, key figures."""
+    from .report import run_report, sample_images
+    from .report.checks import describe_failure
+    from .report.compare import CompareSettings
+
+    record, _ = run_report(directory, reference, images=sample_images(("astronaut",)), backends=["onnxruntime"],
+                           settings=CompareSettings(prompts_per_kind=settings.check_prompts, worst_cases=0))
+    entry = record["backends"]["onnxruntime"]
+    summary = {
+        "passed": entry["passed"],
+        "images": record["images"],
+        "prompts": entry["all"]["count"],
+        "embeddings_cosine_min": min(e["cosine"] for e in entry["embeddings"]),
+        "mask_iou": entry["all"]["mask_iou"],
+        "iou_scores_max_abs": entry["all"]["iou_scores"]["max_abs"],
+        "failed": [describe_failure(c) for c in entry["checks"] if not c["passed"]],
+        "thresholds": record["thresholds"],
+    }
+    return json.loads(json.dumps(summary))

@@ -1,0 +1,115 @@
+"""``samexport build``: the int8 onnxruntime build, its accuracy summary, and its refusals."""
+
+from __future__ import annotations
+
+import collections
+import json
+
+import numpy as np
+import onnx
+import pytest
+from click.testing import CliRunner
+from samrt import SamRuntime
+from samrt.manifest import load_manifest
+
+import samexport.build as build_module
+from samexport.build import BuildSettings, build_engine, tensorrt_missing
+from samexport.cli import main
+
+
+@pytest.fixture(scope="module")
+def tiny_engine(tmp_path_factory):
+    engine = tmp_path_factory.mktemp("build") / "tiny"
+    result = CliRunner().invoke(main, ["export", "--model", "random:tiny", "--out", str(engine)])
+    assert result.exit_code == 0, result.output
+    return engine
+
+
+def _ops(path):
+    return collections.Counter(n.op_type for n in onnx.load(str(path)).graph.node)
+
+
+def test_int8_build_quantises_weight_matmuls_and_records_its_accuracy(tiny_engine, tmp_path):
+    out = tmp_path / "tiny-int8"
+    result = CliRunner().invoke(main, ["build", str(tiny_engine), "--precision", "int8", "--out", str(out),
+                                       "--check-prompts", "2"])
+    assert result.exit_code in (0, 1), result.output
+    manifest = load_manifest(out)  # hashes of the new artefacts verify
+    assert manifest["precision"] == "int8" and manifest["build"]["target"] == "onnxruntime"
+    for graph in ("encoder.onnx", "decoder.onnx"):
+        fp32, int8 = _ops(tiny_engine / graph), _ops(out / graph)
+        assert int8["MatMulInteger"] > 0 and int8["DynamicQuantizeLinear"] > 0
+        assert int8["MatMul"] < fp32["MatMul"]  # the weight MatMuls went, activation x activation stayed
+        assert int8["LayerNormalization"] == fp32["LayerNormalization"]
+    accuracy = manifest["accuracy"]
+    assert accuracy["prompts"] == 2 * 5 and accuracy["images"] == ["astronaut"]
+    assert accuracy["passed"] == (not accuracy["failed"]) == (result.exit_code == 0)
+    assert 0.5 < accuracy["mask_iou"]["mean"] < 1.0  # quantised, so not identical; not garbage either
+    assert 0.999 < accuracy["embeddings_cosine_min"] < 1.0
+
+    runtime = SamRuntime.load(out, backend="onnxruntime")
+    reference = SamRuntime.load(tiny_engine, backend="onnxruntime")
+    image = np.random.default_rng(0).integers(0, 256, (120, 90, 3), dtype=np.uint8)
+    a, b = runtime.embed(image), reference.embed(image)
+    assert a.embeddings.shape == b.embeddings.shape and not np.array_equal(a.embeddings, b.embeddings)
+    masks = runtime.predict(a, boxes=[10, 10, 80, 100]).masks
+    assert masks.shape == (1, 3, 120, 90) and masks.dtype == np.bool_
+
+
+def test_fp32_build_is_a_verified_copy_without_check(tiny_engine, tmp_path):
+    out = tmp_path / "copy"
+    result = CliRunner().invoke(main, ["build", str(tiny_engine), "--precision", "fp32", "--target", "onnxruntime",
+                                       "--out", str(out), "--check-prompts", "0"])
+    assert result.exit_code == 0, result.output
+    manifest = load_manifest(out)
+    assert "accuracy" not in manifest and manifest["precision"] == "fp32"
+    assert (out / "encoder.onnx").read_bytes() == (tiny_engine / "encoder.onnx").read_bytes()
+
+
+@pytest.mark.skipif(tensorrt_missing() is None, reason="TensorRT and a GPU are present: the refusal does not apply")
+def test_tensorrt_build_without_tensorrt_is_one_sentence(tiny_engine, tmp_path):
+    result = CliRunner().invoke(main, ["build", str(tiny_engine), "--precision", "fp16", "--target", "tensorrt",
+                                       "--out", str(tmp_path / "trt")])
+    assert result.exit_code == 1
+    assert result.output.count("error:") == 1 and "Traceback" not in result.output
+    assert "TensorRT" in result.output and "--target onnxruntime" in result.output
+    assert not (tmp_path / "trt").exists()
+
+
+def test_refusals(tiny_engine, tmp_path):
+    runner = CliRunner()
+
+    def refused(*args):
+        result = runner.invoke(main, ["build", *args])
+        assert result.exit_code == 1, result.output
+        assert result.output.count("error:") == 1 and "Traceback" not in result.output
+        return result.output
+
+    assert "fp16" in refused(str(tiny_engine), "--precision", "fp16", "--target", "onnxruntime")
+    assert "engine directory not found" in refused(str(tmp_path / "missing"), "--precision", "int8")
+    assert "--out" in refused(str(tiny_engine), "--precision", "int8", "--out", str(tiny_engine))
+    int8 = tmp_path / "int8"
+    assert runner.invoke(main, ["build", str(tiny_engine), "--precision", "int8", "--out", str(int8),
+                                "--check-prompts", "0"]).exit_code == 0
+    assert "fp32 engine directory" in refused(str(int8), "--precision", "int8", "--out", str(tmp_path / "again"))
+
+
+def test_interrupted_build_leaves_nothing(tiny_engine, tmp_path, monkeypatch):
+    def interrupted(source, target):
+        target.write_bytes(b"half a graph")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build_module, "quantize_int8", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_engine(tiny_engine, settings=BuildSettings(precision="int8"), out_dir=tmp_path / "out")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_settings_are_validated():
+    from samrt.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="--precision"):
+        BuildSettings(precision="fp8")
+    with pytest.raises(InvalidInputError, match="--target"):
+        BuildSettings(target="tvm")
+    assert json.dumps(BuildSettings().__dict__)
