@@ -1,0 +1,81 @@
+"""int8 (dynamic quantisation, onnxruntime CPU) against fp32 onnxruntime, ViT-B, same machine, same run:
+encoder and decoder latency side by side, and the accuracy report of the int8 engine against the fp32
+PyTorch reference (scikit-image's astronaut, coffee, chelsea; 8 prompts of each kind per image).
+
+    python benchmarks/bench_int8.py --engine engines/vit_b [--out benchmarks/results/int8_vit_b_cpu.json]
+
+Issue 5's targets: int8 encoder time <= 0.5x fp32; mask IoU >= 0.95 for >= 95% of prompts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from samexport.bench import synthetic_image
+from samexport.build import BuildSettings, build_engine
+from samexport.checkpoints import reference_for_engine
+from samexport.report import run_report, sample_images
+from samexport.report.compare import CompareSettings
+from samexport.timing import describe_machine, measure
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--engine", type=Path, required=True, help="fp32 engine directory (samexport export)")
+    parser.add_argument("--int8", type=Path, default=None, help="existing int8 build of --engine")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "int8_vit_b_cpu.json")
+    args = parser.parse_args()
+    from samrt import SamRuntime
+    from samrt.manifest import load_manifest
+
+    reference = reference_for_engine(load_manifest(args.engine))
+    int8_dir = args.int8 or build_engine(args.engine, settings=BuildSettings(precision="int8", check_prompts=0),
+                                         out_dir=Path(tempfile.mkdtemp()) / "int8")
+    engines = {"fp32": SamRuntime.load(args.engine, backend="onnxruntime"),
+               "int8": SamRuntime.load(int8_dir, backend="onnxruntime")}
+    image = synthetic_image(1500, 2250)
+    pixels = engines["fp32"].processor.preprocess_image(image)[0][None]
+    embedding = engines["fp32"].embed(image)
+    feeds = engines["fp32"].decoder_feeds(embedding, np.array([[[1000.0, 700.0]]]), None, None, None)
+    timings: dict[str, dict] = {}
+    for name, runtime in engines.items():
+        timings[name] = {
+            "encoder": measure(lambda: runtime.encoder.infer({"pixel_values": pixels}), repeat=args.runs).to_dict(),
+            "decoder_n1": measure(lambda: runtime.decoder.infer(feeds), repeat=20).to_dict(),
+        }
+        print(name, timings[name])
+    for runtime in engines.values():  # free the sessions' arenas before the report loads its own
+        runtime.close()
+    del engines
+    gc.collect()
+    record, _ = run_report(int8_dir, reference, images=sample_images(),
+                           settings=CompareSettings(prompts_per_kind=8, worst_cases=0))
+    entry = record["backends"]["onnxruntime"]
+    ious = np.array([p["mask_iou"] for p in entry["prompts"]])
+    result = {
+        "machine": describe_machine(),
+        "engine": str(args.engine),
+        "timings": timings,
+        "ratios": {k: round(timings["int8"][k]["p50_ms"] / timings["fp32"][k]["p50_ms"], 3)
+                   for k in ("encoder", "decoder_n1")},
+        "accuracy": {"passed": entry["passed"], "prompts": int(ious.size),
+                     "share_mask_iou_at_least_0.95": float((ious >= 0.95).mean()),
+                     "mask_iou": entry["all"]["mask_iou"], "boundary_f": entry["all"]["boundary_f"],
+                     "embeddings_cosine_min": min(e["cosine"] for e in entry["embeddings"]),
+                     "iou_scores_max_abs": entry["all"]["iou_scores"]["max_abs"],
+                     "failed": [c for c in entry["checks"] if not c["passed"]]},
+    }
+    print(json.dumps({k: result[k] for k in ("ratios", "accuracy")}, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
