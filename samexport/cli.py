@@ -336,3 +336,7 @@ def _write_segmentation(out_dir: Path, image: str, rgb, masks, records) -> None:
         (out_dir / "masks.json").write_text(json.dumps({"image": image, "masks": records}, indent=2) + "\n")
     except OSError as exc:
         _fail(f"cannot write to {out_dir}: {exc.strerror or exc}")
+
+
+if __name__ == "__main__":  # python -m samexport.cli
+    main()
