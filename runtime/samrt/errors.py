@@ -15,6 +15,7 @@ __all__ = [
     "CheckpointError",
     "ManifestError",
     "BackendUnavailableError",
+    "InferenceError",
 ]
 
 
@@ -99,3 +100,15 @@ class ManifestError(SamError):
 
 class BackendUnavailableError(SamError):
     """A requested backend (onnxruntime, tensorrt, a GPU) cannot be used on this machine."""
+
+
+class InferenceError(SamError):
+    """A backend failed while running a graph (the runtime stays usable for the next call).
+
+    Attributes:
+        graph: "encoder" or "decoder" (or the graph file name).
+    """
+
+    def __init__(self, message: str, *, graph: str) -> None:
+        self.graph = graph
+        super().__init__(f"{graph}: {message}")

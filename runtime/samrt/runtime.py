@@ -50,6 +50,7 @@ class SamRuntime:
         self.encoder = encoder
         self.decoder = decoder
         self.backend = backend
+        self._warm = False
         pre = manifest["preprocessing"]
         self.image_size = int(pre["image_size"])
         self.mask_size = int(pre["mask_size"])
@@ -60,8 +61,10 @@ class SamRuntime:
         )
 
     @classmethod
-    def load(cls, directory: str | Path, *, backend: str = "auto", providers: list[str] | None = None) -> SamRuntime:
-        """Verify the manifest and artefact hashes, then load the graphs.
+    def load(cls, directory: str | Path, *, backend: str = "auto", providers: list[str] | None = None,
+             warmup: bool = False) -> SamRuntime:
+        """Verify the manifest and artefact hashes, then load the graphs (and run ``warmup()``
+        when ``warmup`` is True; ``ready()`` stays False until it has run).
 
         backend: ``"auto"`` (TensorRT engines when present and TensorRT is importable, else
         onnxruntime), ``"onnxruntime"`` or ``"tensorrt"``.
@@ -81,7 +84,23 @@ class SamRuntime:
         encoder = OnnxRuntimeRunner(directory / graphs["encoder"]["file"], providers=providers)
         decoder = OnnxRuntimeRunner(directory / graphs["decoder"]["file"], providers=providers,
                                     disabled_optimizers=DECODER_DISABLED_OPTIMIZERS)
-        return cls(directory=directory, manifest=manifest, encoder=encoder, decoder=decoder, backend="onnxruntime")
+        runtime = cls(directory=directory, manifest=manifest, encoder=encoder, decoder=decoder, backend="onnxruntime")
+        return runtime.warmup() if warmup else runtime
+
+    # -- health ----------------------------------------------------------------------------------
+    def warmup(self) -> SamRuntime:
+        """Run each graph once on a blank image and one prompt (first calls allocate the
+        backends' memory arenas and are several times slower). Returns self; ``ready()`` is
+        True afterwards. Raises InferenceError if a graph fails."""
+        blank = np.zeros((self.image_size, self.image_size, 3), np.uint8)
+        embedding = self.embed(blank)
+        self.predict(embedding, points=[[self.image_size / 2, self.image_size / 2]])
+        self._warm = True
+        return self
+
+    def ready(self) -> bool:
+        """True once the graphs are loaded and ``warmup()`` succeeded, until ``close()``."""
+        return self._warm and all(getattr(r, "session", True) is not None for r in (self.encoder, self.decoder))
 
     # -- encoder ---------------------------------------------------------------------------------
     def embed(self, image: Any) -> ImageEmbedding:
@@ -229,6 +248,7 @@ class SamRuntime:
         }
 
     def close(self) -> None:
+        self._warm = False
         for runner in (self.encoder, self.decoder):
             runner.close()
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BackendUnavailableError, InvalidInputError, ManifestError
+from ..errors import BackendUnavailableError, InferenceError, InvalidInputError, ManifestError
 
 _ORT_TYPES = {"float32": "tensor(float)", "int32": "tensor(int32)", "int64": "tensor(int64)",
               "float16": "tensor(float16)"}
@@ -74,7 +74,13 @@ class OnnxRuntimeRunner:
                 raise InvalidInputError(name, str(value.dtype), meta.type)
             if len(meta.shape) != value.ndim:
                 raise InvalidInputError(name, value.shape, f"rank {len(meta.shape)} {meta.shape}")
-        outputs = self.session.run(self.output_names, feeds)
+        session = self.session
+        if session is None:
+            raise InferenceError("the runner was closed", graph=self.path.name)
+        try:
+            outputs = session.run(self.output_names, feeds)
+        except Exception as exc:  # onnxruntime raises untyped errors (allocation, kernel failures)
+            raise InferenceError(f"onnxruntime failed ({type(exc).__name__}: {exc})", graph=self.path.name) from exc
         return dict(zip(self.output_names, outputs, strict=True))
 
     def close(self) -> None:
