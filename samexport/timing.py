@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["LatencyStats", "measure", "describe_machine"]
+__all__ = ["LatencyStats", "measure", "describe_machine", "resident_mb"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -106,3 +106,15 @@ def _memory_gib() -> float | None:
     except OSError:
         pass
     return None
+
+
+def resident_mb() -> float:
+    """This process's resident set size in MiB (Linux /proc; NaN where unavailable)."""
+    try:
+        with open("/proc/self/status", encoding="utf-8") as handle:
+            for line in handle:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")

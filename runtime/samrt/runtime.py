@@ -83,7 +83,7 @@ class SamRuntime:
         graphs = manifest["graphs"]
         encoder = OnnxRuntimeRunner(directory / graphs["encoder"]["file"], providers=providers)
         decoder = OnnxRuntimeRunner(directory / graphs["decoder"]["file"], providers=providers,
-                                    disabled_optimizers=DECODER_DISABLED_OPTIMIZERS)
+                                    disabled_optimizers=DECODER_DISABLED_OPTIMIZERS, arena=False)
         runtime = cls(directory=directory, manifest=manifest, encoder=encoder, decoder=decoder, backend="onnxruntime")
         return runtime.warmup() if warmup else runtime
 
