@@ -3,36 +3,19 @@
     python benchmarks/soak_memory.py --engine engines/vit_b [--requests 1000] [--out results/soak_<engine>.json]
 
 Target: resident memory grows by less than 50 MB after warm-up. CI runs a reduced count on a
-tiny engine (tests/samrt/test_soak.py).
+tiny engine (tests/samrt/test_soak.py). Same as ``python -m samexport.soak``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import sys
 from pathlib import Path
 
-from samrt import SamRuntime
-
-from samexport.soak import soak
-from samexport.timing import describe_machine
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--engine", type=Path, required=True)
-    parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--warmup", type=int, default=28)
-    parser.add_argument("--max-prompts", type=int, default=64)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-    runtime = SamRuntime.load(args.engine, backend="onnxruntime", warmup=True)
-    result = soak(runtime, requests=args.requests, warmup=args.warmup, max_prompts=args.max_prompts,
-                  progress=lambda d, t: print(f"{d}/{t}", end="\r", flush=True))
-    out = args.out or Path(__file__).parent / "results" / f"soak_{args.engine.name}.json"
-    out.write_text(json.dumps({"machine": describe_machine(), "engine": str(args.engine), **result}) + "\n")
-    print(f"\ngrowth after warm-up: {result['growth_mb']} MB (max {result['rss_max_mb']} MB); wrote {out}")
-
+from samexport.soak import main
 
 if __name__ == "__main__":
-    main()
+    args = sys.argv[1:]
+    if "--out" not in args:
+        engine = Path(args[args.index("--engine") + 1]) if "--engine" in args else Path("engine")
+        args += ["--out", str(Path(__file__).parent / "results" / f"soak_{engine.name}.json")]
+    main(args)

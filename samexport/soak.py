@@ -61,3 +61,32 @@ def soak(runtime: Any, *, requests: int, warmup: int, max_prompts: int = 64, mas
             "rss_mb": rss, "rss_warmup_peak_mb": max(rss[:warmup]), "rss_max_mb": max(measured),
             "growth_mb": round(max(measured) - max(rss[:warmup]), 1),
             "trend_mb": round(float(np.median(measured[-quarter:]) - np.median(measured[:quarter])), 1)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m samexport.soak --engine DIR [--requests N] [--warmup W] [--max-prompts P] --out FILE``:
+    the soak in a fresh process (RSS of a process that already did other work says little)."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    from samrt import SamRuntime
+
+    from .timing import describe_machine
+
+    parser = argparse.ArgumentParser(prog="python -m samexport.soak", description=main.__doc__)
+    parser.add_argument("--engine", type=Path, required=True)
+    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--warmup", type=int, default=28)
+    parser.add_argument("--max-prompts", type=int, default=64)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    runtime = SamRuntime.load(args.engine, backend="onnxruntime", warmup=True)
+    result = soak(runtime, requests=args.requests, warmup=args.warmup, max_prompts=args.max_prompts)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"machine": describe_machine(), "engine": str(args.engine), **result}) + "\n")
+    print(f"growth after warm-up: {result['growth_mb']} MB (peak {result['rss_max_mb']} MB); wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,32 +1,29 @@
-"""Memory soak at a reduced count (the full 1,000 requests: benchmarks/soak_memory.py)."""
+"""Memory soak at a reduced count, in a fresh process (full count: benchmarks/soak_memory.py)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
-from samrt import SamRuntime
-
-from samexport.soak import soak
 
 
-@pytest.fixture(scope="module")
-def runtime(tmp_path_factory):
+@pytest.mark.xfail(strict=False, reason="issue 8 open: RSS still grows after warm-up (measured +60 to +1,000 MB "
+                   "over 60 requests); the 50 MB bar is not met yet")
+def test_resident_memory_stays_within_50_mb_after_warmup(tmp_path):
+    """Issue 8's bar: after warm-up, peak RSS grows by less than 50 MB, in a fresh process (RSS
+    of the test process after the rest of the suite says nothing about the runtime)."""
     from samexport.checkpoints import random_model
     from samexport.config import preset
     from samexport.export import export_model
 
-    engine = export_model(random_model(preset("tiny"), seed=5), tmp_path_factory.mktemp("soak") / "tiny",
-                          source="random:tiny", source_sha256=None)
-    return SamRuntime.load(engine, backend="onnxruntime", warmup=True)
-
-
-def test_resident_memory_plateaus(runtime):
-    """No leak: the last third of the requests peaks no higher than the middle third (+50 MB).
-
-    Issue 8's stricter bar (< 50 MB above the warm-up peak) is *not* met yet: RSS steps up by a
-    few hundred MB over the first ~30 requests, then stays flat (heap fragmentation across the
-    worker threads, not a per-request leak). benchmarks/soak_memory.py records the full curve.
-    """
-    result = soak(runtime, requests=60, warmup=14, max_prompts=32)
+    engine = export_model(random_model(preset("tiny"), seed=5), tmp_path / "tiny", source="random:tiny",
+                          source_sha256=None)
+    out = tmp_path / "soak.json"
+    subprocess.run([sys.executable, "-m", "samexport.soak", "--engine", str(engine), "--requests", "60",
+                    "--warmup", "14", "--max-prompts", "32", "--out", str(out)], check=True, timeout=600)
+    result = json.loads(out.read_text())
     rss = result["rss_mb"]
     assert len(rss) == 60 and result["rss_warmup_peak_mb"] > 0
-    assert max(rss[40:]) < max(rss[20:40]) + 50, " ".join(f"{v:.0f}" for v in rss)
+    assert result["growth_mb"] < 50, " ".join(f"{v:.0f}" for v in rss)
