@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +29,9 @@ from typing import Any
 
 from samrt import spec
 from samrt.errors import BackendUnavailableError, InvalidInputError, SamError
-from samrt.manifest import artifact_record, load_manifest, write_manifest
+from samrt.manifest import artifact_record, load_manifest, sha256_file, write_manifest
+
+from .staging import staged_directory
 
 TARGETS = ("onnxruntime", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -133,10 +133,8 @@ def build_engine(engine_dir: str | Path, *, settings: BuildSettings, out_dir: st
     out_dir = Path(out_dir) if out_dir is not None else default_output(engine_dir, settings)
     if out_dir.resolve() == engine_dir.resolve():
         raise InvalidInputError("--out", str(out_dir), "a directory other than ENGINE_DIR")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     started = _dt.datetime.now(_dt.timezone.utc)
-    try:
+    with staged_directory(out_dir) as staging:
         for graph in ("encoder", "decoder"):
             name = manifest["graphs"][graph]["file"]
             if settings.precision == "int8" and graph in INT8_GRAPHS:
@@ -151,7 +149,7 @@ def build_engine(engine_dir: str | Path, *, settings: BuildSettings, out_dir: st
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "precision": settings.precision,
             "build": {"target": settings.target, "precision": settings.precision, "from": str(engine_dir),
-                      "from_manifest_sha256": _manifest_digest(engine_dir),
+                      "from_manifest_sha256": sha256_file(engine_dir / spec.MANIFEST_NAME),
                       "method": "onnxruntime.quantization.quantize_dynamic (encoder weight MatMuls, QInt8)"
                       if settings.precision == "int8" else "copy",
                       "seconds": None},
@@ -166,19 +164,7 @@ def build_engine(engine_dir: str | Path, *, settings: BuildSettings, out_dir: st
             built["accuracy"] = _accuracy_summary(staging, reference, settings)
         built["build"]["seconds"] = round((_dt.datetime.now(_dt.timezone.utc) - started).total_seconds(), 1)
         write_manifest(staging, built)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
-        return out_dir
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-
-
-def _manifest_digest(directory: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256((directory / spec.MANIFEST_NAME).read_bytes()).hexdigest()
+    return out_dir
 
 
 def _accuracy_summary(directory: Path, reference: Any, settings: BuildSettings) -> dict[str, Any]:

@@ -14,9 +14,6 @@ interrupted export never leaves a directory that looks valid.
 from __future__ import annotations
 
 import datetime as _dt
-import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +28,7 @@ from samrt.manifest import artifact_record, write_manifest
 
 from .graphs import DecoderGraph, EncoderGraph
 from .modeling.sam import SamModel
+from .staging import staged_directory
 
 OPSET = 20
 TRACE_PROMPTS, TRACE_POINTS = 2, 3
@@ -192,9 +190,7 @@ def export_model(
 
     say = progress or (lambda _msg: None)
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
-    try:
+    with staged_directory(out_dir) as staging:
         model = model.eval()
         say("exporting the image encoder")
         export_encoder(model, staging / spec.ENCODER_ONNX)
@@ -232,13 +228,7 @@ def export_model(
             "verification": verification,
         }
         write_manifest(staging, manifest)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
-        return out_dir
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+    return out_dir
 
 
 def _specs(items) -> list[dict[str, Any]]:
