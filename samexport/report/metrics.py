@@ -70,7 +70,7 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union == 0, 1.0, inter / np.maximum(union, 1))
 
 
-def _boundary(mask: np.ndarray) -> np.ndarray:
+def mask_boundary(mask: np.ndarray) -> np.ndarray:
     """Pixels of a bool [H, W] mask with a 4-neighbour outside the mask (or on the image edge)."""
     padded = np.pad(mask, 1, constant_values=False)
     inner = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
@@ -100,7 +100,7 @@ def boundary_f_score(reference: np.ndarray, candidate: np.ndarray, *, tolerance:
     Precision is over the candidate's boundary, recall over the reference's. Two empty
     masks score 1.0; one empty mask scores 0.0.
     """
-    ref_b, cand_b = _boundary(reference), _boundary(candidate)
+    ref_b, cand_b = mask_boundary(reference), mask_boundary(candidate)
     if not ref_b.any() and not cand_b.any():
         return 1.0
     if not ref_b.any() or not cand_b.any():

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .checks import describe_failure
+from .metrics import mask_boundary
 from .prompts import PROMPT_KINDS
 
 REFERENCE_COLOUR = (0, 255, 0)
@@ -27,9 +28,7 @@ OVERLAY_WIDTH = 480
 
 
 def _outline(mask: np.ndarray) -> np.ndarray:
-    padded = np.pad(mask, 1, constant_values=False)
-    inner = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
-    edge = mask & ~inner
+    edge = mask_boundary(mask)
     thick = edge.copy()  # 3 px wide so it survives downscaling
     thick[1:] |= edge[:-1]
     thick[:-1] |= edge[1:]
