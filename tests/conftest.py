@@ -95,3 +95,15 @@ def meta_checkpoint(tiny_model, tmp_path_factory):
     path = tmp_path_factory.mktemp("meta") / "sam_tiny.pth"
     torch.save(hf_to_meta(tiny_model.state_dict()), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def random_tiny_engine(tmp_path_factory):
+    """One ``random:tiny`` engine directory (exactly what ``samexport export --model random:tiny``
+    writes), shared read-only: tests that damage an engine copy it first."""
+    from samexport.checkpoints import load_source
+    from samexport.export import export_model
+
+    model, digest = load_source("random:tiny")
+    return export_model(model, tmp_path_factory.mktemp("random_tiny") / "tiny", source="random:tiny",
+                        source_sha256=digest)

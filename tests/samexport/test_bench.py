@@ -17,11 +17,8 @@ TIMED = ("encoder", "decoder_n1", "decoder_batch", "preprocess", "postprocess_3_
 
 
 @pytest.fixture(scope="module")
-def tiny_engine(tmp_path_factory):
-    engine = tmp_path_factory.mktemp("bench") / "tiny"
-    result = CliRunner().invoke(main, ["export", "--model", "random:tiny", "--out", str(engine)])
-    assert result.exit_code == 0, result.output
-    return engine
+def tiny_engine(random_tiny_engine):
+    return random_tiny_engine
 
 
 def test_bench_writes_the_record_with_the_transformers_comparison(tiny_engine, tmp_path):

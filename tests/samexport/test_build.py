@@ -18,11 +18,8 @@ from samexport.cli import main
 
 
 @pytest.fixture(scope="module")
-def tiny_engine(tmp_path_factory):
-    engine = tmp_path_factory.mktemp("build") / "tiny"
-    result = CliRunner().invoke(main, ["export", "--model", "random:tiny", "--out", str(engine)])
-    assert result.exit_code == 0, result.output
-    return engine
+def tiny_engine(random_tiny_engine):
+    return random_tiny_engine
 
 
 def _ops(path):

@@ -109,11 +109,8 @@ def test_thresholds_file_overrides_and_rejects_unknown_keys(tmp_path):
 
 # -- end to end -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def tiny_engine(tmp_path_factory):
-    engine = tmp_path_factory.mktemp("report") / "tiny"
-    result = CliRunner().invoke(main, ["export", "--model", "random:tiny", "--out", str(engine)])
-    assert result.exit_code == 0, result.output
-    return engine
+def tiny_engine(random_tiny_engine):
+    return random_tiny_engine
 
 
 @pytest.fixture(scope="module")

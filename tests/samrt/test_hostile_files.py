@@ -18,13 +18,8 @@ from samexport.checkpoints import load_state_dict_file
 
 
 @pytest.fixture(scope="module")
-def engine_dir(tmp_path_factory):
-    from samexport.checkpoints import random_model
-    from samexport.config import preset
-    from samexport.export import export_model
-
-    return export_model(random_model(preset("tiny"), seed=3), tmp_path_factory.mktemp("hostile") / "tiny",
-                        source="random:tiny", source_sha256=None)
+def engine_dir(random_tiny_engine):
+    return random_tiny_engine
 
 
 def _rehash(directory):

@@ -11,15 +11,10 @@ import pytest
 
 @pytest.mark.xfail(strict=False, reason="issue 8 open: RSS still grows after warm-up (measured +60 to +1,000 MB "
                    "over 60 requests); the 50 MB bar is not met yet")
-def test_resident_memory_stays_within_50_mb_after_warmup(tmp_path):
+def test_resident_memory_stays_within_50_mb_after_warmup(random_tiny_engine, tmp_path):
     """Issue 8's bar: after warm-up, peak RSS grows by less than 50 MB, in a fresh process (RSS
     of the test process after the rest of the suite says nothing about the runtime)."""
-    from samexport.checkpoints import random_model
-    from samexport.config import preset
-    from samexport.export import export_model
-
-    engine = export_model(random_model(preset("tiny"), seed=5), tmp_path / "tiny", source="random:tiny",
-                          source_sha256=None)
+    engine = random_tiny_engine
     out = tmp_path / "soak.json"
     subprocess.run([sys.executable, "-m", "samexport.soak", "--engine", str(engine), "--requests", "60",
                     "--warmup", "14", "--max-prompts", "32", "--out", str(out)], check=True, timeout=600)
