@@ -7,10 +7,18 @@ Targets and precisions:
   MatMuls, for CPU servers. Attention products, convolutions, LayerNorm, softmax and the
   positional terms stay fp32, and so does the whole decoder: quantised, the ViT-B decoder ran
   slower on CPU (35 vs 31 ms per call) and lost mask accuracy for nothing.
+- ``--target onnxruntime --precision fp16``: both graphs with FP16 weights and activations
+  except the FP32 islands of the precision policy (:mod:`samexport.precision`, default
+  ``layernorm``); graph inputs and outputs stay FP32, so the runtime and the graph contract are
+  unchanged. Meant for onnxruntime-gpu's CUDA provider (on a CPU onnxruntime computes most FP16
+  ops in FP32, which runs but proves little about a GPU).
+- ``--precision fp16 --emulate``: instead of FP16 graphs, FP32 graphs that round every tensor an
+  FP16 engine stores in FP16 (:func:`samexport.precision.emulate_fp16`): runs on any CPU and
+  reproduces FP16 overflow, e.g. ``--policy naive`` on ``random:vit_b-stress``.
 - ``--target onnxruntime --precision fp32``: a verified copy (useful as a baseline directory).
-- ``--target tensorrt`` (any precision) and ``--precision fp16``: not available in this release;
-  a TensorRT build on a machine without TensorRT or a GPU fails with one sentence naming what is
-  missing and the ``--target onnxruntime`` alternative (never a silent downgrade).
+- ``--target tensorrt``: needs TensorRT and a CUDA GPU; without them the build fails with one
+  sentence naming what is missing and the ``--target onnxruntime`` alternative (never a silent
+  downgrade).
 
 The build writes to a temporary sibling and renames it into place; it ends with a short accuracy
 report against the fp32 PyTorch reference (one photograph, a few prompts of each kind) whose
@@ -31,6 +39,7 @@ from samrt import spec
 from samrt.errors import BackendUnavailableError, InvalidInputError, SamError
 from samrt.manifest import artifact_record, load_manifest, sha256_file, write_manifest
 
+from .precision import DEFAULT_POLICY, emulate_fp16, policy_named, to_mixed_fp16
 from .staging import staged_directory
 
 TARGETS = ("onnxruntime", "tensorrt")
@@ -45,11 +54,15 @@ class BuildError(SamError):
 @dataclass(frozen=True, kw_only=True)
 class BuildSettings:
     """target: "onnxruntime" | "tensorrt"; precision: "fp32" | "fp16" | "int8";
-    check_prompts: prompts of each kind in the closing accuracy check (0 skips it)."""
+    check_prompts: prompts of each kind in the closing accuracy check (0 skips it);
+    policy: FP16 precision policy name (:data:`samexport.precision.POLICIES`);
+    emulate: with fp16 on onnxruntime, write the FP32 emulation graphs instead of FP16 graphs."""
 
     target: str = "onnxruntime"
     precision: str = "int8"
     check_prompts: int = 4
+    policy: str = DEFAULT_POLICY.name
+    emulate: bool = False
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -58,6 +71,10 @@ class BuildSettings:
             raise InvalidInputError("--precision", self.precision, f"one of {list(PRECISIONS)}")
         if not isinstance(self.check_prompts, int) or self.check_prompts < 0:
             raise InvalidInputError("check_prompts", self.check_prompts, "an integer >= 0")
+        policy_named(self.policy)
+        if self.emulate and (self.precision != "fp16" or self.target != "onnxruntime"):
+            raise InvalidInputError("--emulate", f"{self.target} {self.precision}",
+                                    "--precision fp16 --target onnxruntime (emulation reproduces FP16 only)")
 
 
 def tensorrt_missing() -> str | None:
@@ -86,9 +103,6 @@ def _check_supported(settings: BuildSettings) -> None:
                 f"--target onnxruntime (int8 for CPU servers, fp32 as a baseline)"
             )
         raise BuildError("TensorRT engine building is not implemented in this release; use --target onnxruntime")
-    if settings.precision == "fp16":
-        raise BuildError("--precision fp16 needs the FP32-island precision policy, not implemented in this "
-                         "release; use --precision int8 (CPU) or fp32")
 
 
 def quantize_int8(source: Path, target: Path) -> None:
@@ -110,7 +124,31 @@ def quantize_int8(source: Path, target: Path) -> None:
 
 def default_output(engine_dir: Path, settings: BuildSettings) -> Path:
     suffix = settings.precision if settings.target == "onnxruntime" else f"trt-{settings.precision}"
+    if settings.emulate:
+        suffix += "-emulated"
+    if settings.precision == "fp16" and settings.policy != DEFAULT_POLICY.name:
+        suffix += f"-{settings.policy}"
     return engine_dir.parent / f"{engine_dir.name}-{suffix}"
+
+
+def _write_fp16(source: Path, target: Path, settings: BuildSettings) -> None:
+    """The FP16 (or FP16-emulating) version of one graph under the settings' policy."""
+    import onnx
+
+    model = onnx.load(str(source))
+    policy = policy_named(settings.policy)
+    converted = emulate_fp16(model, policy) if settings.emulate else to_mixed_fp16(model, policy)
+    onnx.save(converted, str(target))
+
+
+def _method(settings: BuildSettings) -> str:
+    if settings.precision == "int8":
+        return "onnxruntime.quantization.quantize_dynamic (encoder weight MatMuls, QInt8)"
+    if settings.precision == "fp16":
+        if settings.emulate:
+            return f"samexport.precision.emulate_fp16 (FP32 graph rounding to FP16; policy {settings.policy})"
+        return f"samexport.precision.to_mixed_fp16 (FP16 with FP32 islands; policy {settings.policy})"
+    return "copy"
 
 
 def build_engine(engine_dir: str | Path, *, settings: BuildSettings, out_dir: str | Path | None = None,
@@ -140,6 +178,10 @@ def build_engine(engine_dir: str | Path, *, settings: BuildSettings, out_dir: st
             if settings.precision == "int8" and graph in INT8_GRAPHS:
                 say(f"quantising the {graph} (dynamic int8)")
                 quantize_int8(engine_dir / name, staging / name)
+            elif settings.precision == "fp16":
+                say(f"converting the {graph} to FP16 ({'emulated, ' if settings.emulate else ''}"
+                    f"policy {settings.policy})")
+                _write_fp16(engine_dir / name, staging / name, settings)
             else:
                 shutil.copy2(engine_dir / name, staging / name)
             onnx.checker.check_model(str(staging / name), full_check=True)
@@ -150,14 +192,17 @@ def build_engine(engine_dir: str | Path, *, settings: BuildSettings, out_dir: st
             "precision": settings.precision,
             "build": {"target": settings.target, "precision": settings.precision, "from": str(engine_dir),
                       "from_manifest_sha256": sha256_file(engine_dir / spec.MANIFEST_NAME),
-                      "method": "onnxruntime.quantization.quantize_dynamic (encoder weight MatMuls, QInt8)"
-                      if settings.precision == "int8" else "copy",
+                      "method": _method(settings),
                       "seconds": None},
             "versions": {**manifest.get("versions", {}), "onnx": onnx.__version__,
                          "onnxruntime": onnxruntime.__version__},
             "artifacts": {p.name: artifact_record(p) for p in sorted(staging.iterdir()) if p.is_file()},
         })
         built.pop("verification", None)
+        if settings.precision == "fp16":
+            built["precision_policy"] = {**policy_named(settings.policy).to_dict(),
+                                         "fp32_nodes": _island_counts(engine_dir, manifest, settings)}
+            built["emulation"] = settings.emulate
         write_manifest(staging, built)
         if reference is not None and settings.check_prompts:
             say("checking accuracy against the fp32 reference")
@@ -165,6 +210,20 @@ def build_engine(engine_dir: str | Path, *, settings: BuildSettings, out_dir: st
         built["build"]["seconds"] = round((_dt.datetime.now(_dt.timezone.utc) - started).total_seconds(), 1)
         write_manifest(staging, built)
     return out_dir
+
+
+def _island_counts(engine_dir: Path, manifest: dict[str, Any], settings: BuildSettings) -> dict[str, int]:
+    """How many nodes of each graph the policy keeps in FP32 (counted on the source graphs)."""
+    import onnx
+
+    from .precision import fp32_islands
+
+    policy = policy_named(settings.policy)
+    counts = {}
+    for graph in ("encoder", "decoder"):
+        model = onnx.load(str(engine_dir / manifest["graphs"][graph]["file"]), load_external_data=False)
+        counts[graph] = len(fp32_islands(model, policy))
+    return counts
 
 
 def _accuracy_summary(directory: Path, reference: Any, settings: BuildSettings) -> dict[str, Any]:

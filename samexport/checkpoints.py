@@ -435,12 +435,15 @@ def _owner(model: torch.nn.Module, name: str) -> torch.nn.Module:
 
 
 def load_source(source: str) -> tuple[SamModel, str | None]:
-    """``random:NAME`` (seeded random weights, seed 0; smoke tests and benchmarks only), an HF
+    """``random:NAME`` (seeded random weights, seed 0; smoke tests and benchmarks only;
+    ``random:NAME-stress`` adds FP16-hostile outliers, see :mod:`samexport.stress`), an HF
     directory or a Meta .pth file -> (SamModel, sha256 of the source file or directory, or None)."""
     from .config import preset
+    from .stress import init_stress_weights, split_stress_name
 
     if source.startswith("random:"):
-        return random_model(preset(source.split(":", 1)[1]), seed=0), None
+        name, stress = split_stress_name(source.split(":", 1)[1])
+        return random_model(preset(name), seed=0, init=init_stress_weights if stress else None), None
     return load_model(source), sha256_of(source)
 
 

@@ -24,7 +24,8 @@ def main() -> None:
 @main.command()
 @click.option("--model", "source", required=True,
               help="HF directory, Meta .pth file, or random:tiny|vit_b|vit_l|vit_h (random weights: "
-                   "for smoke tests and benchmarks only).")
+                   "for smoke tests and benchmarks only; add -stress, e.g. random:vit_b-stress, for "
+                   "FP16-hostile outlier channels).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Engine directory to write (replaced atomically).")
 def export(source: str, out_dir: Path) -> None:
@@ -165,7 +166,8 @@ def report(engine_dir: Path, image_paths: tuple[str, ...], prompts_per_kind: int
 @main.command()
 @click.argument("engine_dir", type=click.Path(path_type=Path))
 @click.option("--precision", required=True, type=click.Choice(["fp32", "fp16", "int8"]),
-              help="int8: dynamic quantisation for CPU servers (onnxruntime); fp32: a verified copy.")
+              help="fp16: FP16 with FP32 islands (--policy); int8: dynamic quantisation for CPU servers "
+                   "(onnxruntime); fp32: a verified copy.")
 @click.option("--target", default="auto", show_default=True, type=click.Choice(["auto", "onnxruntime", "tensorrt"]),
               help="auto: tensorrt when TensorRT imports, else onnxruntime.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
@@ -174,8 +176,13 @@ def report(engine_dir: Path, image_paths: tuple[str, ...], prompts_per_kind: int
               help="Prompts of each kind in the closing accuracy check (0 skips it).")
 @click.option("--reference", default=None,
               help="Reference checkpoint for the check (default: the source recorded in the manifest).")
+@click.option("--policy", default="layernorm", show_default=True,
+              type=click.Choice(["naive", "layernorm", "layernorm-softmax", "layernorm-softmax-relpos"]),
+              help="fp16: op types kept in FP32 (naive keeps none: for demonstrating the failure only).")
+@click.option("--emulate", is_flag=True,
+              help="fp16 on onnxruntime: write FP32 graphs that round like FP16 (runs on any CPU).")
 def build(engine_dir: Path, precision: str, target: str, out_dir: Path | None, check_prompts: int,
-          reference: str | None) -> None:
+          reference: str | None, policy: str, emulate: bool) -> None:
     """Build an engine directory at another precision from the fp32 one `export` wrote.
 
     Ends with a short accuracy check against the fp32 PyTorch reference; its summary is stored
@@ -189,7 +196,8 @@ def build(engine_dir: Path, precision: str, target: str, out_dir: Path | None, c
     if target == "auto":
         target = "tensorrt" if tensorrt_missing() is None else "onnxruntime"
     try:
-        settings = BuildSettings(target=target, precision=precision, check_prompts=check_prompts)
+        settings = BuildSettings(target=target, precision=precision, check_prompts=check_prompts, policy=policy,
+                                 emulate=emulate)
         manifest = load_manifest(engine_dir)
         model = reference_for_engine(manifest, reference) if check_prompts else None
         built = build_engine(engine_dir, settings=settings, out_dir=out_dir, reference=model,

@@ -92,6 +92,9 @@ def compare_backend(reference: Any, backend: Any, images: Sequence[tuple[str, np
             ref_masks_in = out_masks_in = None
             if prompts.refine:
                 ref_masks_in, out_masks_in = (_best_logits(p) for p in first_round["point"])
+                # A backend whose first round was non-finite (already counted against it) still
+                # gets a refine round: its NaN/inf logits become 0 instead of aborting the report.
+                out_masks_in = np.where(np.isfinite(out_masks_in), out_masks_in, np.float32(0))
             ref = reference.predict(ref_emb, mask_input=ref_masks_in, **kwargs)
             out = backend.predict(emb, mask_input=out_masks_in, **kwargs)
             first_round[prompts.kind] = (ref, out)
