@@ -31,7 +31,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from samrt.errors import InvalidInputError
 
 __all__ = [

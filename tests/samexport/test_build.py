@@ -54,6 +54,41 @@ def test_int8_build_quantises_weight_matmuls_and_records_its_accuracy(tiny_engin
     assert masks.shape == (1, 3, 120, 90) and masks.dtype == np.bool_
 
 
+def test_fp16_build_writes_fp16_graphs_with_fp32_layer_norms(tiny_engine, tmp_path):
+    out = tmp_path / "tiny-fp16"
+    result = CliRunner().invoke(main, ["build", str(tiny_engine), "--precision", "fp16", "--target", "onnxruntime",
+                                       "--out", str(out), "--check-prompts", "1"])
+    assert result.exit_code in (0, 1), result.output
+    manifest = load_manifest(out)
+    assert manifest["precision"] == "fp16" and manifest["emulation"] is False
+    policy = manifest["precision_policy"]
+    assert policy["name"] == "layernorm" and policy["fp32_op_types"] == ["LayerNormalization"]
+    for graph in ("encoder", "decoder"):
+        model = onnx.load(str(out / f"{graph}.onnx"))
+        assert policy["fp32_nodes"][graph] == _ops(tiny_engine / f"{graph}.onnx")["LayerNormalization"] > 0
+        types = collections.Counter(t.data_type for t in model.graph.initializer)
+        assert types[onnx.TensorProto.FLOAT16] > types[onnx.TensorProto.FLOAT]
+    accuracy = manifest["accuracy"]
+    assert accuracy["passed"] == (result.exit_code == 0)
+    assert accuracy["embeddings_cosine_min"] > 0.999 and accuracy["mask_iou"]["mean"] > 0.9
+
+    runtime = SamRuntime.load(out, backend="onnxruntime")
+    image = np.random.default_rng(0).integers(0, 256, (120, 90, 3), dtype=np.uint8)
+    result = runtime.predict(runtime.embed(image), points=[[40, 50]])
+    assert result.masks.shape == (1, 3, 120, 90) and result.iou_scores.dtype == np.float32
+
+
+def test_fp16_emulated_build_is_fp32_rounding_to_fp16(tiny_engine, tmp_path):
+    out = build_engine(tiny_engine, settings=BuildSettings(precision="fp16", emulate=True, policy="naive",
+                                                           check_prompts=0), out_dir=tmp_path / "emulated")
+    manifest = load_manifest(out)
+    assert manifest["emulation"] is True and manifest["precision_policy"]["name"] == "naive"
+    ops = _ops(out / "encoder.onnx")
+    assert ops["LayerNormalization"] == 0 and ops["Cast"] > 100  # decomposed, and rounded everywhere
+    model = onnx.load(str(out / "encoder.onnx"))
+    assert {t.data_type for t in model.graph.initializer} <= {onnx.TensorProto.FLOAT, onnx.TensorProto.INT64}
+
+
 def test_fp32_build_is_a_verified_copy_without_check(tiny_engine, tmp_path):
     out = tmp_path / "copy"
     result = CliRunner().invoke(main, ["build", str(tiny_engine), "--precision", "fp32", "--target", "onnxruntime",
@@ -83,7 +118,7 @@ def test_refusals(tiny_engine, tmp_path):
         assert result.output.count("error:") == 1 and "Traceback" not in result.output
         return result.output
 
-    assert "fp16" in refused(str(tiny_engine), "--precision", "fp16", "--target", "onnxruntime")
+    assert "--emulate" in refused(str(tiny_engine), "--precision", "int8", "--emulate")
     assert "engine directory not found" in refused(str(tmp_path / "missing"), "--precision", "int8")
     assert "--out" in refused(str(tiny_engine), "--precision", "int8", "--out", str(tiny_engine))
     int8 = tmp_path / "int8"
@@ -110,4 +145,6 @@ def test_settings_are_validated():
         BuildSettings(precision="fp8")
     with pytest.raises(InvalidInputError, match="--target"):
         BuildSettings(target="tvm")
+    with pytest.raises(InvalidInputError, match="policy"):
+        BuildSettings(precision="fp16", policy="all-fp16")
     assert json.dumps(BuildSettings().__dict__)
