@@ -16,9 +16,14 @@ Targets and precisions:
   FP16 engine stores in FP16 (:func:`samexport.precision.emulate_fp16`): runs on any CPU and
   reproduces FP16 overflow, e.g. ``--policy naive`` on ``random:vit_b-stress``.
 - ``--target onnxruntime --precision fp32``: a verified copy (useful as a baseline directory).
-- ``--target tensorrt``: needs TensorRT and a CUDA GPU; without them the build fails with one
-  sentence naming what is missing and the ``--target onnxruntime`` alternative (never a silent
-  downgrade).
+- ``--target tensorrt --precision fp16|fp32``: TensorRT plans through polygraphy
+  (:mod:`samexport.tensorrt_build`): fp16 as a strongly typed network from the same mixed FP16
+  ONNX, so the policy's FP32 islands hold; optimisation profiles from :mod:`samexport.profiles`
+  (``--max-prompts``, ``--max-points``); timing cache ``timing.cache`` reused between builds;
+  the manifest's ``tensorrt`` record names the TensorRT version, GPU and compute capability that
+  ``samrt.compat`` checks before loading. Needs TensorRT and a CUDA GPU: without them the build
+  fails with one sentence naming what is missing and the ``--target onnxruntime`` alternative
+  (never a silent downgrade). int8 on TensorRT is refused (it needs calibration data).
 
 The build writes to a temporary sibling and renames it into place; it ends with a short accuracy
 report against the fp32 PyTorch reference (one photograph, a few prompts of each kind) whose
@@ -40,11 +45,13 @@ from samrt.errors import BackendUnavailableError, InvalidInputError, SamError
 from samrt.manifest import artifact_record, load_manifest, sha256_file, write_manifest
 
 from .precision import DEFAULT_POLICY, emulate_fp16, policy_named, to_mixed_fp16
+from .profiles import plan_profiles, planned_axes
 from .staging import staged_directory
 
 TARGETS = ("onnxruntime", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
-INT8_GRAPHS = ("encoder",)  # graphs quantised by an int8 build (see the module docstring)
+INT8_GRAPHS = ("encoder",)
+TIMING_CACHE = "timing.cache"  # graphs quantised by an int8 build (see the module docstring)
 
 
 class BuildError(SamError):
@@ -56,13 +63,22 @@ class BuildSettings:
     """target: "onnxruntime" | "tensorrt"; precision: "fp32" | "fp16" | "int8";
     check_prompts: prompts of each kind in the closing accuracy check (0 skips it);
     policy: FP16 precision policy name (:data:`samexport.precision.POLICIES`);
-    emulate: with fp16 on onnxruntime, write the FP32 emulation graphs instead of FP16 graphs."""
+    emulate: with fp16 on onnxruntime, write the FP32 emulation graphs instead of FP16 graphs;
+    max_prompts / max_points / max_batch: TensorRT profile limits (:mod:`samexport.profiles`);
+    workspace_mb: TensorRT workspace limit (None: TensorRT's default, the GPU's memory);
+    timing_cache: a shared TensorRT timing cache file (None: ``timing.cache`` in the output,
+    seeded from a previous build in the same output directory)."""
 
     target: str = "onnxruntime"
     precision: str = "int8"
     check_prompts: int = 4
     policy: str = DEFAULT_POLICY.name
     emulate: bool = False
+    max_prompts: int = 64
+    max_points: int = 16
+    max_batch: int = 1
+    workspace_mb: int | None = None
+    timing_cache: Path | None = None
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -72,6 +88,10 @@ class BuildSettings:
         if not isinstance(self.check_prompts, int) or self.check_prompts < 0:
             raise InvalidInputError("check_prompts", self.check_prompts, "an integer >= 0")
         policy_named(self.policy)
+        planned_axes(max_batch=self.max_batch, max_prompts=self.max_prompts, max_points=self.max_points)
+        if self.workspace_mb is not None and (isinstance(self.workspace_mb, bool) or not isinstance(
+                self.workspace_mb, int) or self.workspace_mb < 64):
+            raise InvalidInputError("--workspace", self.workspace_mb, "an integer number of MiB >= 64")
         if self.emulate and (self.precision != "fp16" or self.target != "onnxruntime"):
             raise InvalidInputError("--emulate", f"{self.target} {self.precision}",
                                     "--precision fp16 --target onnxruntime (emulation reproduces FP16 only)")
@@ -83,10 +103,10 @@ def tensorrt_missing() -> str | None:
         import tensorrt  # noqa: F401
     except ImportError:
         return "TensorRT is not installed (the tensorrt Python package cannot be imported)"
-    try:
-        from cuda import cudart  # type: ignore[import-not-found]
+    from samrt.backends.cuda import load_cudart
 
-        error, count = cudart.cudaGetDeviceCount()
+    try:
+        error, count = load_cudart().cudaGetDeviceCount()
         if int(error) != 0 or count == 0:
             return "no CUDA GPU is visible"
     except ImportError:
@@ -100,9 +120,11 @@ def _check_supported(settings: BuildSettings) -> None:
         if missing:
             raise BackendUnavailableError(
                 f"cannot build TensorRT engines here: {missing}; build for onnxruntime instead with "
-                f"--target onnxruntime (int8 for CPU servers, fp32 as a baseline)"
+                f"--target onnxruntime (fp16 for onnxruntime-gpu, int8 for CPU servers, fp32 as a baseline)"
             )
-        raise BuildError("TensorRT engine building is not implemented in this release; use --target onnxruntime")
+        if settings.precision == "int8":
+            raise BuildError("int8 TensorRT engines need calibration data, which this release does not collect; "
+                             "use --precision fp16 for TensorRT, or --target onnxruntime --precision int8 for CPUs")
 
 
 def quantize_int8(source: Path, target: Path) -> None:
@@ -199,6 +221,9 @@ def build_engine(engine_dir: str | Path, *, settings: BuildSettings, out_dir: st
             "artifacts": {p.name: artifact_record(p) for p in sorted(staging.iterdir()) if p.is_file()},
         })
         built.pop("verification", None)
+        if settings.target == "tensorrt":
+            built["tensorrt"] = _build_tensorrt(staging, manifest, settings, out_dir, say)
+            built["artifacts"] = {p.name: artifact_record(p) for p in sorted(staging.iterdir()) if p.is_file()}
         if settings.precision == "fp16":
             built["precision_policy"] = {**policy_named(settings.policy).to_dict(),
                                          "fp32_nodes": _island_counts(engine_dir, manifest, settings)}
@@ -210,6 +235,28 @@ def build_engine(engine_dir: str | Path, *, settings: BuildSettings, out_dir: st
         built["build"]["seconds"] = round((_dt.datetime.now(_dt.timezone.utc) - started).total_seconds(), 1)
         write_manifest(staging, built)
     return out_dir
+
+
+def _build_tensorrt(staging: Path, manifest: dict[str, Any], settings: BuildSettings, out_dir: Path,
+                    say: Callable[[str], None]) -> dict[str, Any]:
+    """Plans for both graphs of ``staging`` (its ONNX already in the precision's form)."""
+    from .tensorrt_build import build_plan, tensorrt_record
+
+    profiles = plan_profiles(manifest, max_batch=settings.max_batch, max_prompts=settings.max_prompts,
+                             max_points=settings.max_points)
+    cache = settings.timing_cache or staging / TIMING_CACHE
+    if settings.timing_cache is None and (out_dir / TIMING_CACHE).is_file():
+        shutil.copy2(out_dir / TIMING_CACHE, cache)  # reuse the previous build's kernel timings
+    engines, seconds = {}, {}
+    for graph in ("encoder", "decoder"):
+        engines[graph] = f"{graph}.engine"
+        say(f"building the {graph} TensorRT engine ({settings.precision}, {len(profiles[graph])} profile(s))")
+        seconds[graph] = build_plan(staging / manifest["graphs"][graph]["file"], staging / engines[graph],
+                                    precision=settings.precision, profiles=profiles[graph], timing_cache=cache,
+                                    workspace_mb=settings.workspace_mb, say=say)
+    return tensorrt_record(precision=settings.precision, profiles=profiles, engines=engines, seconds=seconds,
+                           workspace_mb=settings.workspace_mb,
+                           timing_cache=TIMING_CACHE if settings.timing_cache is None else str(settings.timing_cache))
 
 
 def _island_counts(engine_dir: Path, manifest: dict[str, Any], settings: BuildSettings) -> dict[str, int]:
@@ -232,11 +279,13 @@ def _accuracy_summary(directory: Path, reference: Any, settings: BuildSettings) 
     from .report.checks import describe_failure
     from .report.compare import CompareSettings
 
-    record, _ = run_report(directory, reference, images=sample_images(("astronaut",)), backends=["onnxruntime"],
+    backend = "tensorrt" if settings.target == "tensorrt" else "onnxruntime"
+    record, _ = run_report(directory, reference, images=sample_images(("astronaut",)), backends=[backend],
                            settings=CompareSettings(prompts_per_kind=settings.check_prompts, worst_cases=0))
-    entry = record["backends"]["onnxruntime"]
+    entry = record["backends"][backend]
     summary = {
         "passed": entry["passed"],
+        "backend": backend,
         "images": record["images"],
         "prompts": entry["all"]["count"],
         "embeddings_cosine_min": min(e["cosine"] for e in entry["embeddings"]),

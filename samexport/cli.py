@@ -169,7 +169,7 @@ def report(engine_dir: Path, image_paths: tuple[str, ...], prompts_per_kind: int
               help="fp16: FP16 with FP32 islands (--policy); int8: dynamic quantisation for CPU servers "
                    "(onnxruntime); fp32: a verified copy.")
 @click.option("--target", default="auto", show_default=True, type=click.Choice(["auto", "onnxruntime", "tensorrt"]),
-              help="auto: tensorrt when TensorRT imports, else onnxruntime.")
+              help="auto: tensorrt for fp16/fp32 when TensorRT and a GPU are present, else onnxruntime.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="New engine directory [default: ENGINE_DIR-<precision> beside ENGINE_DIR].")
 @click.option("--check-prompts", default=4, show_default=True, type=click.IntRange(min=0),
@@ -181,8 +181,17 @@ def report(engine_dir: Path, image_paths: tuple[str, ...], prompts_per_kind: int
               help="fp16: op types kept in FP32 (naive keeps none: for demonstrating the failure only).")
 @click.option("--emulate", is_flag=True,
               help="fp16 on onnxruntime: write FP32 graphs that round like FP16 (runs on any CPU).")
+@click.option("--max-prompts", default=64, show_default=True, type=int,
+              help="TensorRT: most prompts per decoder call in the batch profile (more are split).")
+@click.option("--max-points", default=16, show_default=True, type=int,
+              help="TensorRT: most points per prompt (besides a box).")
+@click.option("--workspace", "workspace_mb", default=None, type=int,
+              help="TensorRT: builder workspace limit in MiB [default: TensorRT's].")
+@click.option("--timing-cache", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="TensorRT: shared timing cache file [default: timing.cache in the output, reused on rebuild].")
 def build(engine_dir: Path, precision: str, target: str, out_dir: Path | None, check_prompts: int,
-          reference: str | None, policy: str, emulate: bool) -> None:
+          reference: str | None, policy: str, emulate: bool, max_prompts: int, max_points: int,
+          workspace_mb: int | None, timing_cache: Path | None) -> None:
     """Build an engine directory at another precision from the fp32 one `export` wrote.
 
     Ends with a short accuracy check against the fp32 PyTorch reference; its summary is stored
@@ -194,10 +203,15 @@ def build(engine_dir: Path, precision: str, target: str, out_dir: Path | None, c
     from .checkpoints import reference_for_engine
 
     if target == "auto":
-        target = "tensorrt" if tensorrt_missing() is None else "onnxruntime"
+        missing = tensorrt_missing()
+        target = "tensorrt" if precision != "int8" and not emulate and missing is None else "onnxruntime"
+        if precision == "fp16" and not emulate and missing is not None:
+            click.echo(f"note: {missing}, so --target auto builds FP16 ONNX for onnxruntime "
+                       "(pass --target tensorrt to require TensorRT)", err=True)
     try:
         settings = BuildSettings(target=target, precision=precision, check_prompts=check_prompts, policy=policy,
-                                 emulate=emulate)
+                                 emulate=emulate, max_prompts=max_prompts, max_points=max_points,
+                                 workspace_mb=workspace_mb, timing_cache=timing_cache)
         manifest = load_manifest(engine_dir)
         model = reference_for_engine(manifest, reference) if check_prompts else None
         built = build_engine(engine_dir, settings=settings, out_dir=out_dir, reference=model,

@@ -16,6 +16,7 @@ __all__ = [
     "ManifestError",
     "BackendUnavailableError",
     "InferenceError",
+    "EngineCompatibilityError",
 ]
 
 
@@ -96,6 +97,11 @@ class ManifestError(SamError):
     def __init__(self, message: str, *, path: str | None = None) -> None:
         self.path = path
         super().__init__(message if path is None else f"{path}: {message}")
+
+
+class EngineCompatibilityError(ManifestError):
+    """A TensorRT engine was built for another TensorRT version or GPU architecture; the message
+    names both sides and the command that rebuilds it. Raised before deserializing anything."""
 
 
 class BackendUnavailableError(SamError):

@@ -1,7 +1,7 @@
 """``SamRuntime``: load an engine directory, embed images, predict masks. Torch-free.
 
-Threading: one ``SamRuntime`` may be shared by threads; onnxruntime sessions are re-entrant
-and the runtime keeps no per-call state.
+Threading: one ``SamRuntime`` may be shared by threads; onnxruntime sessions are re-entrant,
+the TensorRT runner serialises calls with a lock, and the runtime keeps no per-call state.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from typing import Any
 import numpy as np
 
 from . import spec
+from .compat import check_tensorrt_compatible, local_device_info, tensorrt_record
 from .errors import BackendUnavailableError, InvalidInputError
 from .manifest import load_manifest
 from .processing import SamProcessor, check_boxes, finite_array, normalize_coordinates
+from .profiles import profiles_from_dict
 from .upscale import binarize_masks, upscale_masks
 
 __all__ = ["SamRuntime", "ImageEmbedding", "Prediction"]
@@ -73,11 +75,11 @@ class SamRuntime:
             raise InvalidInputError("backend", backend, '"auto", "onnxruntime" or "tensorrt"')
         directory = Path(directory)
         manifest = load_manifest(directory)
-        if backend == "tensorrt":
-            raise BackendUnavailableError(
-                "the tensorrt backend needs engines built by `samexport build` and the tensorrt package; "
-                "use backend='onnxruntime'"
-            )
+        record = tensorrt_record(manifest, directory)
+        if backend == "tensorrt" or (backend == "auto" and record is not None and _tensorrt_importable()):
+            encoder, decoder = _tensorrt_runners(directory, record)
+            runtime = cls(directory=directory, manifest=manifest, encoder=encoder, decoder=decoder, backend="tensorrt")
+            return runtime.warmup() if warmup else runtime
         from .backends.onnxruntime import DECODER_DISABLED_OPTIMIZERS, OnnxRuntimeRunner
 
         graphs = manifest["graphs"]
@@ -100,7 +102,8 @@ class SamRuntime:
 
     def ready(self) -> bool:
         """True once the graphs are loaded and ``warmup()`` succeeded, until ``close()``."""
-        return self._warm and all(getattr(r, "session", True) is not None for r in (self.encoder, self.decoder))
+        return self._warm and all(getattr(r, "session", getattr(r, "engine", True)) is not None
+                                  for r in (self.encoder, self.decoder))
 
     # -- encoder ---------------------------------------------------------------------------------
     def embed(self, image: Any) -> ImageEmbedding:
@@ -251,4 +254,31 @@ class SamRuntime:
         self._warm = False
         for runner in (self.encoder, self.decoder):
             runner.close()
+
+
+def _tensorrt_importable() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorrt") is not None
+
+
+def _tensorrt_runners(directory: Path, record: dict[str, Any] | None) -> tuple[Any, Any]:
+    """Encoder and decoder TensorRT runners, after the compatibility check (samrt.compat)."""
+    if record is None:
+        raise BackendUnavailableError(
+            "this engine directory has no TensorRT engines: build them with `samexport build ENGINE_DIR "
+            "--precision fp16 --target tensorrt` on the GPU machine, or use backend='onnxruntime'")
+    try:
+        device = local_device_info()
+        from .backends.tensorrt import TensorRTRunner
+    except (ImportError, RuntimeError) as exc:
+        raise BackendUnavailableError(
+            f"the tensorrt backend needs the tensorrt and cuda-python packages and a CUDA GPU ({exc}); "
+            "use backend='onnxruntime'") from exc
+    check_tensorrt_compatible(record, device, directory)
+    runners = tuple(
+        TensorRTRunner(directory / record["engines"][graph], profiles=profiles_from_dict(record["profiles"][graph]),
+                       graph=graph)
+        for graph in ("encoder", "decoder"))
+    return runners[0], runners[1]
 
