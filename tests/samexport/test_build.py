@@ -109,6 +109,25 @@ def test_tensorrt_build_without_tensorrt_is_one_sentence(tiny_engine, tmp_path):
     assert not (tmp_path / "trt").exists()
 
 
+def test_auto_target_without_tensorrt_says_it_builds_for_onnxruntime(tiny_engine, tmp_path, monkeypatch):
+    monkeypatch.setattr(build_module, "tensorrt_missing", lambda: "TensorRT is not installed (test)")
+    result = CliRunner().invoke(main, ["build", str(tiny_engine), "--precision", "fp16", "--out",
+                                       str(tmp_path / "auto"), "--check-prompts", "0"])
+    assert result.exit_code == 0, result.output
+    assert "TensorRT is not installed (test), so --target auto builds FP16 ONNX for onnxruntime" in result.output
+    assert load_manifest(tmp_path / "auto")["build"]["target"] == "onnxruntime"
+
+
+def test_tensorrt_refusals_need_no_tensorrt(tiny_engine, tmp_path, monkeypatch):
+    monkeypatch.setattr(build_module, "tensorrt_missing", lambda: None)  # as if TensorRT were here
+    with pytest.raises(build_module.BuildError, match="calibration"):
+        build_engine(tiny_engine, settings=BuildSettings(target="tensorrt", precision="int8"), out_dir=tmp_path / "x")
+    result = CliRunner().invoke(main, ["build", str(tiny_engine), "--precision", "fp16", "--target", "tensorrt",
+                                       "--max-prompts", "0", "--out", str(tmp_path / "y")])
+    assert result.exit_code == 1 and "--max-prompts" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
 def test_refusals(tiny_engine, tmp_path):
     runner = CliRunner()
 

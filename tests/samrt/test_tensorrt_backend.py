@@ -23,9 +23,9 @@ from samrt.errors import (
     ManifestError,
 )
 from samrt.manifest import artifact_record, load_manifest, write_manifest
+from samrt.profiles import profiles_to_dict
 
 from samexport.profiles import plan_profiles
-from samrt.profiles import profiles_to_dict
 
 from . import fake_tensorrt
 
