@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from samexport.build import BuildSettings, build_engine
-from samexport.precision import POLICIES
+from samexport.precision import DEFAULT_POLICY, POLICIES
 from samexport.timing import describe_machine
 
 
@@ -86,7 +86,7 @@ def main() -> None:
             print(engine.name, "emulated", policy, json.dumps({k: v for k, v in cases[f"emulated/{policy}"].items()
                                                               if k != "failed"}), flush=True)
         if args.real_fp16:
-            for policy in ("naive", "layernorm"):
+            for policy in ("naive", DEFAULT_POLICY.name):
                 cases[f"onnxruntime-cpu-fp16/{policy}"] = run_case(engine, policy, False, args.prompts, scratch)
                 print(engine.name, "real fp16", policy, cases[f"onnxruntime-cpu-fp16/{policy}"]["passed"], flush=True)
         results[manifest["model"]["source"]] = cases

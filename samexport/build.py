@@ -153,13 +153,14 @@ def default_output(engine_dir: Path, settings: BuildSettings) -> Path:
     return engine_dir.parent / f"{engine_dir.name}-{suffix}"
 
 
-def _write_fp16(source: Path, target: Path, settings: BuildSettings) -> None:
+def _write_fp16(source: Path, target: Path, settings: BuildSettings, graph: str) -> None:
     """The FP16 (or FP16-emulating) version of one graph under the settings' policy."""
     import onnx
 
     model = onnx.load(str(source))
     policy = policy_named(settings.policy)
-    converted = emulate_fp16(model, policy) if settings.emulate else to_mixed_fp16(model, policy)
+    convert = emulate_fp16 if settings.emulate else to_mixed_fp16
+    converted = convert(model, policy, graph=graph)
     onnx.save(converted, str(target))
 
 
@@ -203,7 +204,7 @@ def build_engine(engine_dir: str | Path, *, settings: BuildSettings, out_dir: st
             elif settings.precision == "fp16":
                 say(f"converting the {graph} to FP16 ({'emulated, ' if settings.emulate else ''}"
                     f"policy {settings.policy})")
-                _write_fp16(engine_dir / name, staging / name, settings)
+                _write_fp16(engine_dir / name, staging / name, settings, graph)
             else:
                 shutil.copy2(engine_dir / name, staging / name)
             onnx.checker.check_model(str(staging / name), full_check=True)
@@ -269,7 +270,7 @@ def _island_counts(engine_dir: Path, manifest: dict[str, Any], settings: BuildSe
     counts = {}
     for graph in ("encoder", "decoder"):
         model = onnx.load(str(engine_dir / manifest["graphs"][graph]["file"]), load_external_data=False)
-        counts[graph] = len(fp32_islands(model, policy))
+        counts[graph] = len(fp32_islands(model, policy, graph=graph))
     return counts
 
 

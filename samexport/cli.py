@@ -176,9 +176,11 @@ def report(engine_dir: Path, image_paths: tuple[str, ...], prompts_per_kind: int
               help="Prompts of each kind in the closing accuracy check (0 skips it).")
 @click.option("--reference", default=None,
               help="Reference checkpoint for the check (default: the source recorded in the manifest).")
-@click.option("--policy", default="layernorm", show_default=True,
-              type=click.Choice(["naive", "layernorm", "layernorm-softmax", "layernorm-softmax-relpos"]),
-              help="fp16: op types kept in FP32 (naive keeps none: for demonstrating the failure only).")
+@click.option("--policy", default="layernorm-residual-fp32-decoder", show_default=True,
+              type=click.Choice(["naive", "layernorm", "layernorm-residual", "layernorm-residual-attention",
+                                 "layernorm-residual-fp32-decoder"]),
+              help="fp16: what stays FP32 (see samexport.precision; naive keeps nothing: for demonstrating "
+                   "the failure only).")
 @click.option("--emulate", is_flag=True,
               help="fp16 on onnxruntime: write FP32 graphs that round like FP16 (runs on any CPU).")
 @click.option("--max-prompts", default=64, show_default=True, type=int,

@@ -48,31 +48,46 @@ FP16_MAX = 65504.0
 
 @dataclass(frozen=True, kw_only=True)
 class PrecisionPolicy:
-    """name: short identifier stored in manifests; fp32_op_types: ONNX op types kept in FP32
-    (every node of these types, in both graphs); note: why, in one line."""
+    """Which nodes an FP16 build keeps in FP32.
+
+    name: identifier stored in manifests; fp32_op_types: op types kept in FP32 (every node of
+    these types); residual_stream: also the Adds of the residual stream (those feeding a
+    LayerNorm, and the Adds reading them); attention_logits: also everything from the q.k^T and
+    relative-position products to the Softmax; fp32_graphs: graphs ("encoder", "decoder") kept
+    entirely in FP32; note: why, in one line.
+    """
 
     name: str
-    fp32_op_types: tuple[str, ...]
+    fp32_op_types: tuple[str, ...] = ()
+    residual_stream: bool = False
+    attention_logits: bool = False
+    fp32_graphs: tuple[str, ...] = ()
     note: str = ""
 
     def to_dict(self) -> dict[str, object]:
-        return {"name": self.name, "fp32_op_types": list(self.fp32_op_types), "note": self.note}
+        return {"name": self.name, "fp32_op_types": list(self.fp32_op_types),
+                "residual_stream": self.residual_stream, "attention_logits": self.attention_logits,
+                "fp32_graphs": list(self.fp32_graphs), "note": self.note}
 
 
+_LN = ("LayerNormalization",)
 POLICIES: dict[str, PrecisionPolicy] = {
     p.name: p
     for p in (
-        PrecisionPolicy(name="naive", fp32_op_types=(), note="every float op in FP16 (the failure case)"),
-        PrecisionPolicy(name="layernorm", fp32_op_types=("LayerNormalization",),
+        PrecisionPolicy(name="naive", note="every float op in FP16 (the failure case)"),
+        PrecisionPolicy(name="layernorm", fp32_op_types=_LN,
                         note="LayerNorm statistics in FP32; everything else FP16"),
-        PrecisionPolicy(name="layernorm-softmax", fp32_op_types=("LayerNormalization", "Softmax"),
-                        note="LayerNorm and softmax in FP32"),
-        PrecisionPolicy(name="layernorm-softmax-relpos",
-                        fp32_op_types=("LayerNormalization", "Softmax", "Einsum"),
-                        note="LayerNorm, softmax and the relative-position terms (Einsum) in FP32"),
+        PrecisionPolicy(name="layernorm-residual", fp32_op_types=_LN, residual_stream=True,
+                        note="LayerNorm and the residual stream in FP32"),
+        PrecisionPolicy(name="layernorm-residual-attention", fp32_op_types=_LN, residual_stream=True,
+                        attention_logits=True,
+                        note="LayerNorm, the residual stream and the attention logits in FP32"),
+        PrecisionPolicy(name="layernorm-residual-fp32-decoder", fp32_op_types=_LN, residual_stream=True,
+                        fp32_graphs=("decoder",),
+                        note="encoder: LayerNorm and the residual stream in FP32; decoder all FP32"),
     )
 }
-DEFAULT_POLICY = POLICIES["layernorm"]
+DEFAULT_POLICY = POLICIES["layernorm-residual-fp32-decoder"]
 
 
 def policy_named(name: str) -> PrecisionPolicy:
@@ -81,10 +96,64 @@ def policy_named(name: str) -> PrecisionPolicy:
     return POLICIES[name]
 
 
-def fp32_islands(model, policy: PrecisionPolicy) -> list[str]:
-    """Names of the nodes of ``model`` (an onnx.ModelProto) that ``policy`` keeps in FP32."""
-    kept = set(policy.fp32_op_types)
-    return [node.name for node in model.graph.node if node.op_type in kept]
+def fp32_islands(model, policy: PrecisionPolicy, *, graph: str | None = None) -> list[str]:
+    """Names of the nodes of ``model`` (an onnx.ModelProto; ``graph`` "encoder" / "decoder" when
+    known) that ``policy`` keeps in FP32, in graph order: every node for a graph in
+    ``policy.fp32_graphs``.
+
+    With ``residual_stream``, also every Add whose output a LayerNormalization reads, and every
+    Add that reads such an Add's output (the residual stream from block to block, and its last
+    add, which feeds the neck).
+    """
+    if graph in policy.fp32_graphs:
+        return [node.name for node in model.graph.node]
+    kept = {node.name for node in model.graph.node if node.op_type in set(policy.fp32_op_types)}
+    if policy.residual_stream:
+        kept |= _residual_adds(model)
+    if policy.attention_logits:
+        kept |= _attention_logits(model)
+    return [node.name for node in model.graph.node if node.name in kept]
+
+
+_LOGIT_PATH_OPS = {"Add", "Mul", "Div", "Sub", "Reshape", "Unsqueeze", "Squeeze", "Transpose", "Softmax"}
+_LOGIT_SOURCES = {"MatMul", "Einsum"}
+
+
+def _attention_logits(model) -> set[str]:
+    """Each Softmax and everything between it and the products that make its logits (q.k^T,
+    the relative-position Einsums, scaling and bias adds, and the reshapes in between)."""
+    producers = {out: node for node in model.graph.node for out in node.output}
+    names: set[str] = set()
+    pending = [node for node in model.graph.node if node.op_type == "Softmax"]
+    while pending:
+        node = pending.pop()
+        if node.name in names:
+            continue
+        names.add(node.name)
+        if node.op_type in _LOGIT_SOURCES:
+            continue
+        for name in node.input:
+            parent = producers.get(name)
+            if parent is not None and parent.op_type in _LOGIT_PATH_OPS | _LOGIT_SOURCES:
+                pending.append(parent)
+    return names
+
+
+def _residual_adds(model) -> set[str]:
+    producers = {out: node for node in model.graph.node for out in node.output}
+    stream = {producers[node.input[0]].output[0] for node in model.graph.node
+              if node.op_type == "LayerNormalization" and node.input[0] in producers
+              and producers[node.input[0]].op_type == "Add"}
+    names = {producers[t].name for t in stream}
+    grown = True
+    while grown:
+        grown = False
+        for node in model.graph.node:
+            if node.op_type == "Add" and node.name not in names and any(i in stream for i in node.input):
+                names.add(node.name)
+                stream.add(node.output[0])
+                grown = True
+    return names
 
 
 def _ensure_node_names(model) -> None:
@@ -98,7 +167,7 @@ def _ensure_node_names(model) -> None:
             used.add(name)
 
 
-def to_mixed_fp16(model, policy: PrecisionPolicy = DEFAULT_POLICY):
+def to_mixed_fp16(model, policy: PrecisionPolicy = DEFAULT_POLICY, *, graph: str | None = None):
     """A copy of ``model`` with FP16 weights and activations except the policy's FP32 islands.
 
     Graph inputs and outputs keep their FP32 types (Casts are inserted after the inputs and
@@ -111,6 +180,8 @@ def to_mixed_fp16(model, policy: PrecisionPolicy = DEFAULT_POLICY):
 
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
+    if graph in policy.fp32_graphs:
+        return copy
     _ensure_node_names(copy)
     converted = convert_float_to_float16(copy, keep_io_types=True, node_block_list=fp32_islands(copy, policy),
                                          max_finite_val=FP16_MAX)
@@ -192,7 +263,7 @@ def _decompose_layer_norm(node, helper):
     return nodes, constants
 
 
-def emulate_fp16(model, policy: PrecisionPolicy = DEFAULT_POLICY):
+def emulate_fp16(model, policy: PrecisionPolicy = DEFAULT_POLICY, *, graph: str | None = None):
     """An FP32 graph that reproduces FP16 execution under ``policy`` on any CPU (module docstring).
 
     Every FP32 tensor produced by a non-island node is rounded to FP16 right after it; a tensor
@@ -205,6 +276,8 @@ def emulate_fp16(model, policy: PrecisionPolicy = DEFAULT_POLICY):
 
     work = onnx.ModelProto()
     work.CopyFrom(model)
+    if graph in policy.fp32_graphs:
+        return work
     _ensure_node_names(work)
     islands = set(fp32_islands(work, policy))
 

@@ -54,7 +54,7 @@ def test_int8_build_quantises_weight_matmuls_and_records_its_accuracy(tiny_engin
     assert masks.shape == (1, 3, 120, 90) and masks.dtype == np.bool_
 
 
-def test_fp16_build_writes_fp16_graphs_with_fp32_layer_norms(tiny_engine, tmp_path):
+def test_fp16_build_writes_fp16_graphs_with_fp32_islands(tiny_engine, tmp_path):
     out = tmp_path / "tiny-fp16"
     result = CliRunner().invoke(main, ["build", str(tiny_engine), "--precision", "fp16", "--target", "onnxruntime",
                                        "--out", str(out), "--check-prompts", "1"])
@@ -62,12 +62,16 @@ def test_fp16_build_writes_fp16_graphs_with_fp32_layer_norms(tiny_engine, tmp_pa
     manifest = load_manifest(out)
     assert manifest["precision"] == "fp16" and manifest["emulation"] is False
     policy = manifest["precision_policy"]
-    assert policy["name"] == "layernorm" and policy["fp32_op_types"] == ["LayerNormalization"]
-    for graph in ("encoder", "decoder"):
-        model = onnx.load(str(out / f"{graph}.onnx"))
-        assert policy["fp32_nodes"][graph] == _ops(tiny_engine / f"{graph}.onnx")["LayerNormalization"] > 0
-        types = collections.Counter(t.data_type for t in model.graph.initializer)
-        assert types[onnx.TensorProto.FLOAT16] > types[onnx.TensorProto.FLOAT]
+    assert policy["name"] == "layernorm-residual-fp32-decoder" and policy["fp32_graphs"] == ["decoder"]
+    encoder_ops = _ops(tiny_engine / "encoder.onnx")
+    blocks = encoder_ops["Softmax"]
+    assert policy["fp32_nodes"]["encoder"] == encoder_ops["LayerNormalization"] + 1 + 2 * blocks
+    assert policy["fp32_nodes"]["decoder"] == sum(_ops(tiny_engine / "decoder.onnx").values())
+    encoder = onnx.load(str(out / "encoder.onnx"))
+    types = collections.Counter(t.data_type for t in encoder.graph.initializer)
+    assert types[onnx.TensorProto.FLOAT16] > types[onnx.TensorProto.FLOAT]
+    decoder = onnx.load(str(out / "decoder.onnx"))
+    assert onnx.TensorProto.FLOAT16 not in {t.data_type for t in decoder.graph.initializer}
     accuracy = manifest["accuracy"]
     assert accuracy["passed"] == (result.exit_code == 0)
     assert accuracy["embeddings_cosine_min"] > 0.999 and accuracy["mask_iou"]["mean"] > 0.9

@@ -7,6 +7,8 @@ it exists to reproduce: a LayerNorm whose squared deviations pass 65504.
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -81,9 +83,18 @@ def test_policy_islands_come_from_op_types(random_tiny_engine):
     norms = [n.name for n in encoder.graph.node if n.op_type == "LayerNormalization"]
     assert norms and fp32_islands(encoder, POLICIES["layernorm"]) == norms
     assert fp32_islands(encoder, POLICIES["naive"]) == []
-    softmax = fp32_islands(encoder, POLICIES["layernorm-softmax"])
-    assert len(softmax) == len(norms) + sum(n.op_type == "Softmax" for n in encoder.graph.node)
-    assert DEFAULT_POLICY is policy_named("layernorm")
+    residual = fp32_islands(encoder, POLICIES["layernorm-residual"])
+    adds = [n.name for n in encoder.graph.node if n.name in residual and n.op_type == "Add"]
+    # the position-embedding add, then two residual adds per block; the last one feeds the neck
+    blocks = sum(n.op_type == "Softmax" for n in encoder.graph.node)
+    assert len(adds) == 1 + 2 * blocks and set(residual) == set(norms) | set(adds)
+    attention = set(fp32_islands(encoder, POLICIES["layernorm-residual-attention"])) - set(residual)
+    kinds = collections.Counter(n.op_type for n in encoder.graph.node if n.name in attention)
+    assert kinds["Softmax"] == blocks and kinds["MatMul"] == blocks and kinds["Einsum"] == 2 * blocks
+    decoder = onnx.load(str(random_tiny_engine / "decoder.onnx"))
+    assert DEFAULT_POLICY is policy_named("layernorm-residual-fp32-decoder")
+    assert len(fp32_islands(decoder, DEFAULT_POLICY, graph="decoder")) == len(decoder.graph.node)
+    assert to_mixed_fp16(decoder, DEFAULT_POLICY, graph="decoder") == decoder
     with pytest.raises(InvalidInputError, match="policy"):
         policy_named("bf16-everything")
 
