@@ -15,7 +15,29 @@ def _fail(message: str, *, code: int = 1) -> None:
     sys.exit(code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _cannot_write(target: object, exc: OSError, *, code: int = 1) -> None:
+    """One sentence naming the path that could not be written (the OS's, when it says) and why."""
+    _fail(f"cannot write {exc.filename or target}: {exc.strerror or exc}", code=code)
+
+
+class _Commands(click.Group):
+    """Every command: Ctrl-C ends with one sentence and exit status 130 (128 + SIGINT). Writers
+    stage their output in a temporary directory that is removed on the way out, so nothing
+    half-written is left behind."""
+
+    def invoke(self, ctx: click.Context):  # noqa: ANN201 - click's signature
+        from .interrupts import install, reset
+
+        reset()
+        install()
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted (Ctrl-C); nothing half-written was left behind", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="samexport")
 def main() -> None:
     """Export Segment Anything to ONNX / TensorRT, prove it, and run it."""
@@ -41,7 +63,7 @@ def export(source: str, out_dir: Path) -> None:
     except SamError as exc:
         _fail(str(exc))
     except OSError as exc:
-        _fail(f"cannot write {out_dir}: {exc.strerror or exc}")
+        _cannot_write(out_dir, exc)
     click.echo(f"wrote {out_dir}")
 
 
@@ -97,7 +119,7 @@ def bench(engine_dir: Path, backend: str, compare_transformers: bool, reference:
         out_path.parent.mkdir(parents=True, exist_ok=True)
         out_path.write_text(json.dumps(record, indent=2) + "\n")
     except OSError as exc:
-        _fail(f"cannot write {out_path}: {exc.strerror or exc}")
+        _cannot_write(out_path, exc)
     click.echo(f"wrote {out_path}")
 
 
@@ -153,7 +175,7 @@ def report(engine_dir: Path, image_paths: tuple[str, ...], prompts_per_kind: int
     try:
         written = write_report(out_dir, record, results, dict(images))
     except OSError as exc:
-        _fail(f"cannot write {out_dir}: {exc.strerror or exc}", code=2)
+        _cannot_write(out_dir, exc, code=2)
     for backend, entry in record["backends"].items():
         click.echo(f"{backend}: {'PASS' if entry['passed'] else 'FAIL'}")
         for check in entry["checks"]:
@@ -221,7 +243,7 @@ def build(engine_dir: Path, precision: str, target: str, out_dir: Path | None, c
     except SamError as exc:
         _fail(str(exc))
     except OSError as exc:
-        _fail(f"cannot write the engine directory: {exc.strerror or exc}")
+        _cannot_write(out_dir or "the engine directory", exc)
     result = load_manifest(built)
     click.echo(f"wrote {built} ({result['build']['seconds']} s)")
     accuracy = result.get("accuracy")
@@ -359,7 +381,7 @@ def _write_segmentation(out_dir: Path, image: str, rgb, masks, records) -> None:
         Image.fromarray(overlay.astype(np.uint8)).save(out_dir / "overlay.png")
         (out_dir / "masks.json").write_text(json.dumps({"image": image, "masks": records}, indent=2) + "\n")
     except OSError as exc:
-        _fail(f"cannot write to {out_dir}: {exc.strerror or exc}")
+        _cannot_write(out_dir, exc)
 
 
 if __name__ == "__main__":  # python -m samexport.cli

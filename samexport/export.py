@@ -27,6 +27,7 @@ from samrt.errors import SamError
 from samrt.manifest import artifact_record, write_manifest
 
 from .graphs import DecoderGraph, EncoderGraph
+from .interrupts import raise_if_requested
 from .modeling.sam import SamModel
 from .staging import staged_directory
 
@@ -188,7 +189,11 @@ def export_model(
 
     from . import __version__
 
-    say = progress or (lambda _msg: None)
+    def say(message: str) -> None:
+        raise_if_requested()  # a Ctrl-C the exporter swallowed stops us at the next step
+        if progress is not None:
+            progress(message)
+
     out_dir = Path(out_dir)
     with staged_directory(out_dir) as staging:
         model = model.eval()

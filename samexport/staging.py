@@ -12,15 +12,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .interrupts import raise_if_requested
+
 
 @contextmanager
 def staged_directory(out_dir: Path) -> Iterator[Path]:
     """Yield an empty staging directory beside ``out_dir``; on normal exit it replaces
-    ``out_dir`` (an existing one is removed first); on any exception it is deleted."""
+    ``out_dir`` (an existing one is removed first); on any exception, or when Ctrl-C was
+    pressed and swallowed by library code meanwhile, it is deleted."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     try:
         yield staging
+        raise_if_requested()
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(staging, out_dir)
