@@ -9,7 +9,7 @@ Targets and precisions:
   slower on CPU (35 vs 31 ms per call) and lost mask accuracy for nothing.
 - ``--target onnxruntime --precision fp16``: both graphs with FP16 weights and activations
   except the FP32 islands of the precision policy (:mod:`samexport.precision`, default
-  ``layernorm``); graph inputs and outputs stay FP32, so the runtime and the graph contract are
+  ``layernorm-residual-fp32-decoder``); graph inputs and outputs stay FP32, so the runtime and the graph contract are
   unchanged. Meant for onnxruntime-gpu's CUDA provider (on a CPU onnxruntime computes most FP16
   ops in FP32, which runs but proves little about a GPU).
 - ``--precision fp16 --emulate``: instead of FP16 graphs, FP32 graphs that round every tensor an

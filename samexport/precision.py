@@ -1,17 +1,18 @@
 """FP16 precision policy: which nodes of an exported graph stay FP32, and graphs that apply it.
 
-The policy is computed from the ONNX graph alone (op types, no names baked in), so the same rule
-serves the onnxruntime FP16 build, a TensorRT build (precision constraints on the same nodes)
-and the CPU emulation that proves it.
+The policy is computed from the ONNX graph alone (op types and graph structure, no names baked
+in), so the same rule serves the onnxruntime FP16 build, the TensorRT build (a strongly typed
+network parsed from the same mixed-precision ONNX) and the CPU emulation that proves it.
 
-Why LayerNorm: a LayerNorm computed in FP16 squares the deviations from the mean. SAM
-checkpoints carry a few residual-stream channels in the thousands (segment-anything #540, #696:
-ViT-H in half precision gives garbage), and 300**2 already passes FP16's largest finite value
-(65504), so the variance becomes inf and the block's output NaN. The activations themselves stay
-inside the FP16 range; only the statistics do not. ``benchmarks/fp16_policy.py`` measures the
-candidates below on random and stress weights (``random:vit_b-stress``, see
-:mod:`samexport.stress`); the default, :data:`DEFAULT_POLICY`, is the smallest that passed
-(``benchmarks/results/fp16_policy_vit_b_cpu.json``).
+Why: an FP16 LayerNorm squares the deviations from the mean. SAM checkpoints carry a few
+residual-stream channels in the thousands (segment-anything #540, #696: ViT-H in half precision
+gives garbage), and 300**2 already passes FP16's largest finite value (65504), so the variance
+becomes inf and the image is lost. The activations themselves stay inside the FP16 range; only
+the statistics do not. ``benchmarks/fp16_policy.py`` measures the candidates in
+:data:`POLICIES` on random and stress weights (``random:vit_b-stress``, :mod:`samexport.stress`);
+the default, :data:`DEFAULT_POLICY`, is the one that met the bar (embedding cosine >= 0.999,
+mask IoU >= 0.98 for >= 99% of prompts): FP32 LayerNorms and residual stream in the encoder,
+an FP32 decoder (``docs/precision.md`` has the figures).
 
 Emulation (:func:`emulate_fp16`): an FP32 graph that rounds every tensor an FP16 engine would
 store in FP16 (Cast to float16 and back) and computes each node in FP32 from those rounded
