@@ -258,6 +258,51 @@ def build(engine_dir: Path, precision: str, target: str, out_dir: Path | None, c
             sys.exit(1)
 
 
+@main.command()
+@click.argument("engine_dir", type=click.Path(path_type=Path))
+def inspect(engine_dir: Path) -> None:
+    """Verify ENGINE_DIR (manifest, sha256 of every artefact) and describe it: source, precision,
+    policy, graphs, accuracy, and whether its TensorRT engines can run on this machine."""
+    from samrt.compat import check_tensorrt_compatible, local_device_info, tensorrt_record
+    from samrt.manifest import load_manifest
+
+    try:
+        manifest = load_manifest(engine_dir)  # verifies every artefact's hash
+        record = tensorrt_record(manifest, engine_dir)
+    except SamError as exc:
+        _fail(str(exc))
+    model = manifest["model"]
+    click.echo(f"{manifest['name']}: verified ({len(manifest['artifacts'])} artefacts, sha256 match)")
+    click.echo(f"  source     {model['source']}" + (f" (sha256 {model['sha256'][:16]}...)" if model.get("sha256") else ""))
+    click.echo(f"  precision  {manifest.get('precision', 'fp32')}"
+               + (" (FP32 graphs emulating FP16)" if manifest.get("emulation") else ""))
+    if "precision_policy" in manifest:
+        policy = manifest["precision_policy"]
+        click.echo(f"  policy     {policy['name']}: {policy['note']} (FP32 nodes {policy['fp32_nodes']})")
+    for graph, entry in manifest["graphs"].items():
+        inputs = ", ".join(f"{i['name']}{list(i['shape'])}" for i in entry["inputs"])
+        click.echo(f"  {graph:<10} {entry['file']} (opset {entry['opset']}): {inputs}")
+    accuracy = manifest.get("accuracy")
+    if accuracy:
+        click.echo(f"  accuracy   {'PASS' if accuracy['passed'] else 'FAIL'} vs the fp32 reference over "
+                   f"{accuracy['prompts']} prompts (mask IoU mean {accuracy['mask_iou']['mean']:.4f})")
+    if record is None:
+        click.echo("  tensorrt   no engines (onnxruntime only)")
+        return
+    click.echo(f"  tensorrt   TensorRT {record['version']}, {record['gpu']} (compute capability "
+               f"{record['compute_capability']}), {record['precision']}, engines {sorted(record['engines'].values())}")
+    try:
+        device = local_device_info()
+    except (ImportError, RuntimeError) as exc:
+        click.echo(f"  here       cannot run the TensorRT engines ({exc}); onnxruntime can run the ONNX graphs")
+        return
+    try:
+        check_tensorrt_compatible(record, device, engine_dir)
+    except SamError as exc:
+        _fail(str(exc))
+    click.echo(f"  here       compatible (TensorRT {device.tensorrt_version}, {device.gpu})")
+
+
 def _parse_point(text: str) -> tuple[float, float, int]:
     coords, _, label = text.partition(":")
     try:

@@ -63,3 +63,30 @@ def test_errors_are_one_sentence_without_traceback(tmp_path):
     bad_model = runner.invoke(main, ["export", "--model", str(tmp_path / "missing.pth"), "--out", str(tmp_path / "e")])
     assert bad_model.exit_code == 1 and "no such" in bad_model.output
     assert not (tmp_path / "e").exists()
+
+
+def test_inspect_verifies_and_describes(random_tiny_engine, tmp_path):
+    import shutil
+
+    from samrt.manifest import load_manifest, write_manifest
+
+    runner = CliRunner()
+    result = runner.invoke(main, ["inspect", str(random_tiny_engine)])
+    assert result.exit_code == 0, result.output
+    assert "verified (2 artefacts" in result.output and "random:tiny" in result.output
+    assert "no engines (onnxruntime only)" in result.output
+
+    copy = tmp_path / "copy"
+    shutil.copytree(random_tiny_engine, copy)
+    manifest = load_manifest(copy)
+    manifest["tensorrt"] = {"version": "10.3.0", "gpu": "NVIDIA L4", "compute_capability": "8.9",
+                            "precision": "fp16", "engines": {}, "profiles": {}}
+    write_manifest(copy, manifest)
+    result = runner.invoke(main, ["inspect", str(copy)])
+    assert result.exit_code == 0, result.output
+    assert "TensorRT 10.3.0, NVIDIA L4 (compute capability 8.9)" in result.output
+    assert "cannot run the TensorRT engines" in result.output  # no TensorRT on this machine
+
+    (copy / "decoder.onnx").write_bytes(b"edited")
+    result = runner.invoke(main, ["inspect", str(copy)])
+    assert result.exit_code == 1 and "decoder.onnx" in result.output and "Traceback" not in result.output
