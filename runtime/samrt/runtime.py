@@ -64,9 +64,12 @@ class SamRuntime:
 
     @classmethod
     def load(cls, directory: str | Path, *, backend: str = "auto", providers: list[str] | None = None,
-             warmup: bool = False) -> SamRuntime:
+             warmup: bool = False, limit_heap_fragmentation: bool = True) -> SamRuntime:
         """Verify the manifest and artefact hashes, then load the graphs (and run ``warmup()``
         when ``warmup`` is True; ``ready()`` stays False until it has run).
+
+        limit_heap_fragmentation: fix glibc's malloc thresholds so resident memory stays flat
+        over a long-lived process (``samrt.memory``; process-wide, glibc only).
 
         backend: ``"auto"`` (TensorRT engines when present and TensorRT is importable, else
         onnxruntime), ``"onnxruntime"`` or ``"tensorrt"``.
@@ -75,6 +78,10 @@ class SamRuntime:
             raise InvalidInputError("backend", backend, '"auto", "onnxruntime" or "tensorrt"')
         directory = Path(directory)
         manifest = load_manifest(directory)
+        if limit_heap_fragmentation:
+            from .memory import limit_heap_fragmentation as limit
+
+            limit()
         record = tensorrt_record(manifest, directory)
         if backend == "tensorrt" or (backend == "auto" and record is not None and _tensorrt_importable()):
             encoder, decoder = _tensorrt_runners(directory, record)
