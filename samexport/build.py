@@ -44,7 +44,7 @@ from samrt import spec
 from samrt.errors import BackendUnavailableError, InvalidInputError, SamError
 from samrt.manifest import artifact_record, load_manifest, sha256_file, write_manifest
 
-from .precision import DEFAULT_POLICY, emulate_fp16, policy_named, to_mixed_fp16
+from .precision import DEFAULT_POLICY, emulate_fp16, fp32_islands, policy_named, to_mixed_fp16
 from .profiles import plan_profiles, planned_axes
 from .staging import staged_directory
 
@@ -153,15 +153,16 @@ def default_output(engine_dir: Path, settings: BuildSettings) -> Path:
     return engine_dir.parent / f"{engine_dir.name}-{suffix}"
 
 
-def _write_fp16(source: Path, target: Path, settings: BuildSettings, graph: str) -> None:
-    """The FP16 (or FP16-emulating) version of one graph under the settings' policy."""
+def _write_fp16(source: Path, target: Path, settings: BuildSettings, graph: str) -> int:
+    """The FP16 (or FP16-emulating) version of one graph under the settings' policy.
+    Returns how many nodes of the source graph the policy keeps in FP32."""
     import onnx
 
     model = onnx.load(str(source))
     policy = policy_named(settings.policy)
     convert = emulate_fp16 if settings.emulate else to_mixed_fp16
-    converted = convert(model, policy, graph=graph)
-    onnx.save(converted, str(target))
+    onnx.save(convert(model, policy, graph=graph), str(target))
+    return len(fp32_islands(model, policy, graph=graph))
 
 
 def _method(settings: BuildSettings) -> str:
@@ -196,6 +197,7 @@ def build_engine(engine_dir: str | Path, *, settings: BuildSettings, out_dir: st
         raise InvalidInputError("--out", str(out_dir), "a directory other than ENGINE_DIR")
     started = _dt.datetime.now(_dt.timezone.utc)
     with staged_directory(out_dir) as staging:
+        fp32_nodes: dict[str, int] = {}
         for graph in ("encoder", "decoder"):
             name = manifest["graphs"][graph]["file"]
             if settings.precision == "int8" and graph in INT8_GRAPHS:
@@ -204,10 +206,11 @@ def build_engine(engine_dir: str | Path, *, settings: BuildSettings, out_dir: st
             elif settings.precision == "fp16":
                 say(f"converting the {graph} to FP16 ({'emulated, ' if settings.emulate else ''}"
                     f"policy {settings.policy})")
-                _write_fp16(engine_dir / name, staging / name, settings, graph)
+                fp32_nodes[graph] = _write_fp16(engine_dir / name, staging / name, settings, graph)
             else:
                 shutil.copy2(engine_dir / name, staging / name)
             onnx.checker.check_model(str(staging / name), full_check=True)
+        plans = _build_tensorrt(staging, manifest, settings, out_dir, say) if settings.target == "tensorrt" else None
         built = dict(manifest)
         built.update({
             "name": out_dir.name,
@@ -222,12 +225,10 @@ def build_engine(engine_dir: str | Path, *, settings: BuildSettings, out_dir: st
             "artifacts": {p.name: artifact_record(p) for p in sorted(staging.iterdir()) if p.is_file()},
         })
         built.pop("verification", None)
-        if settings.target == "tensorrt":
-            built["tensorrt"] = _build_tensorrt(staging, manifest, settings, out_dir, say)
-            built["artifacts"] = {p.name: artifact_record(p) for p in sorted(staging.iterdir()) if p.is_file()}
+        if plans is not None:
+            built["tensorrt"] = plans
         if settings.precision == "fp16":
-            built["precision_policy"] = {**policy_named(settings.policy).to_dict(),
-                                         "fp32_nodes": _island_counts(engine_dir, manifest, settings)}
+            built["precision_policy"] = {**policy_named(settings.policy).to_dict(), "fp32_nodes": fp32_nodes}
             built["emulation"] = settings.emulate
         write_manifest(staging, built)
         if reference is not None and settings.check_prompts:
@@ -258,20 +259,6 @@ def _build_tensorrt(staging: Path, manifest: dict[str, Any], settings: BuildSett
     return tensorrt_record(precision=settings.precision, profiles=profiles, engines=engines, seconds=seconds,
                            workspace_mb=settings.workspace_mb,
                            timing_cache=TIMING_CACHE if settings.timing_cache is None else str(settings.timing_cache))
-
-
-def _island_counts(engine_dir: Path, manifest: dict[str, Any], settings: BuildSettings) -> dict[str, int]:
-    """How many nodes of each graph the policy keeps in FP32 (counted on the source graphs)."""
-    import onnx
-
-    from .precision import fp32_islands
-
-    policy = policy_named(settings.policy)
-    counts = {}
-    for graph in ("encoder", "decoder"):
-        model = onnx.load(str(engine_dir / manifest["graphs"][graph]["file"]), load_external_data=False)
-        counts[graph] = len(fp32_islands(model, policy, graph=graph))
-    return counts
 
 
 def _accuracy_summary(directory: Path, reference: Any, settings: BuildSettings) -> dict[str, Any]:
