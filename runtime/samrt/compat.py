@@ -40,8 +40,11 @@ def tensorrt_record(manifest: dict[str, Any], directory: Path) -> dict[str, Any]
     record = manifest.get("tensorrt")
     if record is None:
         return None
+    if not isinstance(record, dict):
+        raise ManifestError(f"the tensorrt record is a {type(record).__name__}, not an object",
+                            path=str(directory / "manifest.json"))
     missing = [key for key in REQUIRED_KEYS if key not in record]
-    if not isinstance(record, dict) or missing:
+    if missing:
         raise ManifestError(f"the tensorrt record lacks {missing}", path=str(directory / "manifest.json"))
     return record
 
