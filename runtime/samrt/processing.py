@@ -95,18 +95,23 @@ class SamProcessor:
         return int(self.size["longest_edge"])
 
     # -- images --------------------------------------------------------------------------------
-    def preprocess_image(self, image: Any) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
-        """One image -> (pixel_values float32 [3, Hp, Wp], original (H, W), reshaped (h, w))."""
+    def preprocess_image(
+        self, image: Any, *, out: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
+        """One image -> (pixel_values float32 [3, Hp, Wp], original (H, W), reshaped (h, w)).
+
+        out: optional float32 [3, Hp, Wp] to write into (e.g. one row of a batch), returned as
+        pixel_values; its padding is zeroed here."""
         rgb = to_rgb_image(image)
         original = (rgb.height, rgb.width)
-        reshaped = preprocess_shape(original, self.longest_edge) if self.do_resize else original
-        if self.do_pad:
-            ph, pw = self.pad_size["height"], self.pad_size["width"]
-            if reshaped[0] > ph or reshaped[1] > pw:
-                raise InvalidInputError("pad_size", self.pad_size, f"at least the resized size {reshaped}")
+        reshaped, (ph, pw) = self._frame(original)
+        if out is None:
+            out = np.zeros((3, ph, pw), dtype=np.float32)
+        elif out.shape != (3, ph, pw) or out.dtype != np.float32:
+            raise InvalidInputError("out", f"{out.dtype} array of shape {out.shape}", f"float32 [3, {ph}, {pw}]")
         else:
-            ph, pw = reshaped
-        out = np.zeros((3, ph, pw), dtype=np.float32)
+            out[:, reshaped[0]:, :] = 0.0
+            out[:, :reshaped[0], reshaped[1]:] = 0.0
         h = reshaped[0]
 
         def normalise(x0: int, strip: Image.Image) -> None:
@@ -118,6 +123,16 @@ class SamProcessor:
 
         resize_rgb(rgb, (reshaped[1], reshaped[0]), self.resample, normalise)
         return out, original, reshaped
+
+    def _frame(self, original: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(resized (h, w), padded (Hp, Wp)) for an image of size ``original``."""
+        reshaped = preprocess_shape(original, self.longest_edge) if self.do_resize else original
+        if not self.do_pad:
+            return reshaped, reshaped
+        ph, pw = self.pad_size["height"], self.pad_size["width"]
+        if reshaped[0] > ph or reshaped[1] > pw:
+            raise InvalidInputError("pad_size", self.pad_size, f"at least the resized size {reshaped}")
+        return reshaped, (ph, pw)
 
     def __call__(
         self,
@@ -140,16 +155,19 @@ class SamProcessor:
         image_list = list(images) if isinstance(images, (list, tuple)) else [images]
         if not image_list:
             raise InvalidInputError("images", images, "at least one image")
-        pixels, originals, reshaped = [], [], []
-        for image in image_list:
-            p, o, r = self.preprocess_image(image)
-            pixels.append(p)
+        rgb_images = [to_rgb_image(image) for image in image_list]
+        frames = {self._frame((rgb.height, rgb.width))[1] for rgb in rgb_images}
+        if len(frames) != 1:
+            raise InvalidInputError("images", sorted(frames), "equal sizes when do_pad=False")
+        # Each image is written straight into its row of the batch: no stacking copy.
+        batch = np.empty((len(rgb_images), 3, *frames.pop()), dtype=np.float32)
+        originals, reshaped = [], []
+        for rgb, row in zip(rgb_images, batch, strict=True):
+            _, o, r = self.preprocess_image(rgb, out=row)
             originals.append(o)
             reshaped.append(r)
-        if len({p.shape for p in pixels}) != 1:
-            raise InvalidInputError("images", [p.shape for p in pixels], "equal sizes when do_pad=False")
         result: dict[str, np.ndarray] = {
-            "pixel_values": np.stack(pixels),
+            "pixel_values": batch,
             "original_sizes": np.asarray(originals, dtype=np.int64),
             "reshaped_input_sizes": np.asarray(reshaped, dtype=np.int64),
         }

@@ -48,8 +48,64 @@ def linear_taps(in_size: int, out_size: int, count: int | None = None):
     return lo, hi, w_lo, w_hi
 
 
-def _blend(x: np.ndarray, taps, axis: int) -> np.ndarray:
-    """w_lo * x[lo] + w_hi * x[hi] along ``axis`` (-1 or -2), in PyTorch's operation order."""
+def _blend(x: np.ndarray, taps, axis: int, factor: int = 0) -> np.ndarray:
+    """w_lo * x[lo] + w_hi * x[hi] along ``axis`` (-1 or -2), in PyTorch's operation order.
+
+    factor: when the taps come from an integer upscale (e.g. 256 -> 1024: 4), see
+    :class:`_BlendPlan`; 0 for any other taps."""
+    if factor < 2:
+        return _gather_blend(x, taps, axis)
+    return _BlendPlan(taps, factor).apply(x, axis)
+
+
+class _BlendPlan:
+    """How to compute :func:`_blend` for the taps of an integer upscale by ``factor``.
+
+    Outputs of one phase (index mod factor) share their weights and step through the source
+    one by one, so they come from strided slices instead of gathers (about 3x faster, the same
+    bits). Only the clamped outputs at the two ends are gathered. :meth:`apply` computes any
+    contiguous range of outputs, so bands of rows reuse one plan."""
+
+    def __init__(self, taps, factor: int) -> None:
+        self.taps = taps
+        self.factor = factor
+        self.runs: list[tuple[int, int]] = []  # (first output, count), step ``factor``
+        done = np.zeros(taps[0].size, bool)
+        for phase in range(factor):
+            k0, k1 = _regular_run(taps, phase, factor)
+            if k1 - k0 >= 2:
+                first = phase + factor * k0
+                self.runs.append((first, k1 - k0))
+                done[first:first + factor * (k1 - k0):factor] = True
+        self.rest = np.flatnonzero(~done)
+
+    def apply(self, x: np.ndarray, axis: int, start: int = 0, stop: int | None = None,
+              source_offset: int = 0) -> np.ndarray:
+        """Outputs [start, stop) along ``axis`` from ``x``, whose index 0 along ``axis`` is
+        source index ``source_offset``."""
+        lo, hi, w_lo, w_hi = self.taps
+        stop = lo.size if stop is None else stop
+        f = self.factor
+        out = np.empty(_resized_shape(x.shape, axis, stop - start), np.float32)
+        for first, count in self.runs:
+            k0 = max(0, -(-(start - first) // f))
+            k1 = min(count, -(-(stop - first) // f))
+            if k1 <= k0:
+                continue
+            g = first + f * k0
+            src = int(lo[g]) - source_offset
+            target = out[_along(axis, slice(g - start, g - start + f * (k1 - k0), f))]
+            np.multiply(x[_along(axis, slice(src, src + k1 - k0))], w_lo[g], out=target)
+            target += x[_along(axis, slice(src + 1, src + 1 + k1 - k0))] * w_hi[g]
+        rest = self.rest[np.searchsorted(self.rest, start):np.searchsorted(self.rest, stop)]
+        if rest.size:
+            taps = (lo[rest] - source_offset, hi[rest] - source_offset, w_lo[rest], w_hi[rest])
+            out[_along(axis, rest - start)] = _gather_blend(x, taps, axis)
+        return out
+
+
+def _gather_blend(x: np.ndarray, taps, axis: int) -> np.ndarray:
+    """:func:`_blend` by gathers, for any taps."""
     lo, hi, w_lo, w_hi = taps
     shape = (-1,) if axis == -1 else (-1, 1)
     out = np.take(x, lo, axis=axis)
@@ -60,12 +116,46 @@ def _blend(x: np.ndarray, taps, axis: int) -> np.ndarray:
     return out
 
 
+def _integer_factor(in_size: int, out_size: int) -> int:
+    """out_size / in_size when that is a whole number > 1, else 0 (no phase structure)."""
+    return out_size // in_size if in_size and out_size % in_size == 0 and out_size > in_size else 0
+
+
+def _resized_shape(shape: tuple[int, ...], axis: int, size: int) -> tuple[int, ...]:
+    resized = list(shape)
+    resized[axis] = size
+    return tuple(resized)
+
+
+def _along(axis: int, index) -> tuple:
+    return (Ellipsis, index) if axis == -1 else (Ellipsis, index, slice(None))
+
+
+def _regular_run(taps, phase: int, factor: int) -> tuple[int, int]:
+    """The longest run [k0, k1) of outputs phase + factor * k whose taps are (s + k, s + k + 1)
+    with the weights of the run's first output (the unclamped interior of an integer upscale)."""
+    lo, hi, w_lo, w_hi = (t[phase::factor] for t in taps)
+    if lo.size == 0:
+        return 0, 0
+    k = np.arange(lo.size)
+    mid = lo.size // 2
+    regular = ((lo - k == lo[mid] - mid) & (hi == lo + 1)
+               & (w_lo == w_lo[mid]) & (w_hi == w_hi[mid]))
+    if not regular[mid]:
+        return 0, 0
+    k0 = mid - int(np.argmin(regular[mid::-1])) + 1 if not regular[:mid + 1].all() else 0
+    k1 = mid + int(np.argmin(regular[mid:])) if not regular[mid:].all() else lo.size
+    return k0, k1
+
+
 def _reshaped_logits(masks: np.ndarray, reshaped_size: tuple[int, int], pad_size: tuple[int, int]) -> np.ndarray:
     """[..., h_in, w_in] -> logits of the padded-frame upscale, cropped to ``reshaped_size``."""
     h_in, w_in = masks.shape[-2:]
     # Width before height: PyTorch's 2-D kernel blends along width first.
-    x = _blend(masks, linear_taps(w_in, pad_size[1], reshaped_size[1]), axis=-1)
-    return _blend(x, linear_taps(h_in, pad_size[0], reshaped_size[0]), axis=-2)
+    x = _blend(masks, linear_taps(w_in, pad_size[1], reshaped_size[1]), axis=-1,
+               factor=_integer_factor(w_in, pad_size[1]))
+    return _blend(x, linear_taps(h_in, pad_size[0], reshaped_size[0]), axis=-2,
+                  factor=_integer_factor(h_in, pad_size[0]))
 
 
 def _as_float_masks(masks) -> np.ndarray:
@@ -84,8 +174,8 @@ def upscale_masks(
     """Low-res logits [..., h, w] -> float32 logits at the original size [..., H, W]."""
     x = _reshaped_logits(_as_float_masks(masks), reshaped_size, pad_size)
     rh, rw = reshaped_size
-    x = _blend(x, linear_taps(rw, original_size[1]), axis=-1)
-    return _blend(x, linear_taps(rh, original_size[0]), axis=-2)
+    x = _blend(x, linear_taps(rw, original_size[1]), axis=-1, factor=_integer_factor(rw, original_size[1]))
+    return _blend(x, linear_taps(rh, original_size[0]), axis=-2, factor=_integer_factor(rh, original_size[0]))
 
 
 def binarize_masks(
@@ -117,27 +207,53 @@ def binarize_masks_at(
     outs = [np.empty((flat.shape[0], height, width), dtype=bool) for _ in thresholds]
     rows = linear_taps(reshaped_size[0], height)
     cols = linear_taps(reshaped_size[1], width)
-    # The width blend of the first stage is shared; the rest runs per band of output rows.
-    wide = _blend(flat, linear_taps(flat.shape[-1], pad_size[1], reshaped_size[1]), axis=-1)
+    first_cols = linear_taps(flat.shape[-1], pad_size[1], reshaped_size[1])
+    col_factor = _integer_factor(flat.shape[-1], pad_size[1])
     first_rows = linear_taps(flat.shape[-2], pad_size[0], reshaped_size[0])
+    row_factor = _integer_factor(flat.shape[-2], pad_size[0])
+    col_plan = _BlendPlan(first_cols, col_factor) if col_factor else None
+    row_plan = _BlendPlan(first_rows, row_factor) if row_factor else None
+    col_runs = _runs(cols[0], reshaped_size[1])
 
     def run(band: tuple[int, int]) -> None:
+        # Everything per band of output rows, from the few source rows it needs: the
+        # temporaries stay small enough to be reused from the heap and mostly cached.
         i0, i1 = band
         band_rows = tuple(t[i0:i1] for t in rows)
         s0, s1 = int(band_rows[0][0]), int(band_rows[1][-1]) + 1
-        small = _blend(wide, tuple(t[s0:s1] for t in first_rows), axis=-2)
+        small_rows = tuple(t[s0:s1] for t in first_rows)
+        r0, r1 = int(small_rows[0][0]), int(small_rows[1][-1]) + 1
+        band_source = flat[:, r0:r1]
+        wide = col_plan.apply(band_source, -1) if col_plan else _gather_blend(band_source, first_cols, -1)
+        if row_plan:
+            small = row_plan.apply(wide, -2, s0, s1, source_offset=r0)
+        else:
+            small = _gather_blend(wide, (small_rows[0] - r0, small_rows[1] - r0, *small_rows[2:]), axis=-2)
         local_rows = (band_rows[0] - s0, band_rows[1] - s0, band_rows[2], band_rows[3])
         for out, threshold in zip(outs, thresholds, strict=True):
-            out[:, i0:i1] = _binarize(small, local_rows, cols, np.float32(threshold))
+            _binarize(small, local_rows, cols, np.float32(threshold), out=out, first_row=i0, col_runs=col_runs)
 
     if flat.shape[0] and height and width:
-        parallel_map(run, split_range(height, worker_count()))
+        parallel_map(run, split_range(height, _band_count(flat.shape[0] * height * width)))
     return [out.reshape(*lead, height, width) for out in outs]
 
 
-def _binarize(small: np.ndarray, rows, cols, threshold: np.float32) -> np.ndarray:
-    """Logits [M, h, w] at the resized frame -> bool [M, len(rows), len(cols)] (the work of
-    :func:`binarize_masks` for one band of output rows; ``rows`` index into ``small``)."""
+# Output bytes per band (all masks): large enough to keep the per-band Python overhead small.
+_BAND_BYTES = 4 << 20
+
+
+def _band_count(output_bytes: int) -> int:
+    """How many bands of rows to cut the output into: a multiple of the worker count."""
+    workers = worker_count()
+    return workers * max(1, -(-output_bytes // (_BAND_BYTES * workers)))
+
+
+def _binarize(small: np.ndarray, rows, cols, threshold: np.float32, *, out: np.ndarray, first_row: int,
+              col_runs=None) -> None:
+    """Logits [M, h, w] at the resized frame -> ``out[:, first_row:first_row + len(rows)]``
+    (bool [M, H, W], C-contiguous): the work of :func:`binarize_masks` for one band of output
+    rows; ``rows`` index into ``small``."""
+    target = out[:, first_row:first_row + rows[0].size]
     above = small > threshold
     # A source block (r, c) is certain when its 2x2 corners (r|r+1, c|c+1, clamped) agree.
     down = np.concatenate([above[:, 1:], above[:, -1:]], axis=1)
@@ -145,54 +261,53 @@ def _binarize(small: np.ndarray, rows, cols, threshold: np.float32) -> np.ndarra
     uncertain[:, :, :-1] |= uncertain[:, :, 1:]
     uncertain[:, :, :-1] |= above[:, :, :-1] != above[:, :, 1:]
     if np.count_nonzero(uncertain) > _MAX_UNCERTAIN_SHARE * uncertain.size:
-        return _blend(_blend(small, cols, axis=-1), rows, axis=-2) > threshold
-    out = np.take(np.take(above, cols[0], axis=-1), rows[0], axis=-2)
-    _fix_boundary(out, small, np.flatnonzero(uncertain), rows, cols, threshold)
-    return out
+        np.greater(_blend(_blend(small, cols, axis=-1), rows, axis=-2), threshold, out=target)
+        return
+    # mode="clip" lets take write into the strided band directly (taps are in range anyway).
+    np.take(np.take(above, cols[0], axis=-1), rows[0], axis=-2, out=target, mode="clip")
+    _fix_boundary(out, first_row, small, np.flatnonzero(uncertain), rows, cols, threshold, col_runs)
 
 
-def _runs(lo: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """For each source index s: the first output index whose lo tap is s, how many there are,
-    and the longest such run."""
+def _runs(lo: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each source index s: the first output index whose lo tap is s, and how many there
+    are (0 for a source no output starts from)."""
     start = np.searchsorted(lo, np.arange(size), side="left")
-    count = np.searchsorted(lo, np.arange(size), side="right") - start
-    return start, count, int(count.max(initial=0))
+    return start, np.searchsorted(lo, np.arange(size), side="right") - start
 
 
-def _fix_boundary(out, small, flat_blocks, rows, cols, threshold) -> None:
+def _fix_boundary(out, first_row, small, flat_blocks, rows, cols, threshold, col_runs=None) -> None:
     """Interpolate exactly every output pixel whose top-left source lies in an uncertain block.
 
-    out: bool [M, H, W], written in place; small: float32 [M, h, w]; flat_blocks: flat indices
-    into [M, h, w] of the uncertain blocks."""
+    out: bool [M, H, W], C-contiguous, written in place from row ``first_row`` on (``rows``
+    are the taps of those output rows); small: float32 [M, h, w]; flat_blocks: flat indices
+    into [M, h, w] of the uncertain blocks; col_runs: ``_runs(cols[0], w)`` if already known."""
     if flat_blocks.size == 0:
         return
     _, h, w = small.shape
-    _, height, width = out.shape
+    _, out_height, width = out.shape
     m, rest = np.divmod(flat_blocks, h * w)
     r, c = np.divmod(rest, w)
+    row_start, row_count = (t[r] for t in _runs(rows[0], h))
+    col_start, col_count = (t[c] for t in (col_runs or _runs(cols[0], w)))
+    # Every output pixel of every block at once: block b owns row_count[b] x col_count[b] pixels.
+    sizes = row_count * col_count
+    block = np.repeat(np.arange(flat_blocks.size), sizes)
+    offset = np.arange(block.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    a, b = np.divmod(offset, col_count[block])
+    i = row_start[block] + a
+    j = col_start[block] + b
+    # The four source values are gathered once per block, then spread to its pixels.
     r1, c1 = np.minimum(r + 1, h - 1), np.minimum(c + 1, w - 1)
     flat_small = small.reshape(-1)
     base = m * (h * w)
-    v00, v01 = flat_small[base + r * w + c], flat_small[base + r * w + c1]
-    v10, v11 = flat_small[base + r1 * w + c], flat_small[base + r1 * w + c1]
-    row_start, row_count, row_run = _runs(rows[0], h)
-    col_start, col_count, col_run = _runs(cols[0], w)
-    row_start, row_count = row_start[r], row_count[r]
-    col_start, col_count = col_start[c], col_count[c]
-    flat_out = out.reshape(-1)
-    out_base = m * (height * width)
-    for a in range(row_run):
-        row_ok = a < row_count
-        i = np.minimum(row_start + a, height - 1)
-        wr_lo, wr_hi = rows[2][i], rows[3][i]
-        for b in range(col_run):
-            ok = row_ok & (b < col_count)
-            j = np.minimum(col_start + b, width - 1)
-            wc_lo, wc_hi = cols[2][j], cols[3][j]
-            # PyTorch's order: blend along width, then along height.
-            value = (v00 * wc_lo + v01 * wc_hi) * wr_lo + (v10 * wc_lo + v11 * wc_hi) * wr_hi
-            target = (out_base + i * width + j)[ok]
-            flat_out[target] = value[ok] > threshold
+    corners = np.stack([flat_small[base + r * w + c], flat_small[base + r * w + c1],
+                        flat_small[base + r1 * w + c], flat_small[base + r1 * w + c1]], axis=1)[block]
+    wc_lo, wc_hi = cols[2][j], cols[3][j]
+    # PyTorch's order: blend along width, then along height.
+    top = corners[:, 0] * wc_lo + corners[:, 1] * wc_hi
+    bottom = corners[:, 2] * wc_lo + corners[:, 3] * wc_hi
+    value = top * rows[2][i] + bottom * rows[3][i]
+    out.reshape(-1)[m[block] * (out_height * width) + (first_row + i) * width + j] = value > threshold
 
 
 def _tap_matrix(taps, in_size: int) -> np.ndarray:

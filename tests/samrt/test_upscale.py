@@ -73,3 +73,38 @@ def test_matmul_upscale_is_within_float_rounding(original, reshaped):
 
     low = np.random.default_rng(1).normal(size=(2, 256, 256)).astype(np.float32) * 3
     assert np.abs(upscale_masks_matmul(low, original, reshaped) - upscale_masks(low, original, reshaped)).max() <= 1e-5
+
+
+@pytest.mark.parametrize(("in_size", "out_size", "count"),
+                         [(256, 1024, 683), (256, 1024, 1024), (256, 1024, 1), (64, 128, 128), (5, 15, 13)])
+@pytest.mark.parametrize("axis", [-1, -2])
+def test_phase_blend_is_bit_identical_to_gathers_on_any_band(in_size, out_size, count, axis):
+    from samrt.upscale import _BlendPlan, _gather_blend, _integer_factor, linear_taps
+
+    rng = np.random.default_rng(count)
+    x = rng.normal(size=(2, in_size, in_size)).astype(np.float32) * 5
+    taps = linear_taps(in_size, out_size, count)
+    plan = _BlendPlan(taps, _integer_factor(in_size, out_size))
+    assert plan.runs or count < 3 * out_size // in_size, "an integer upscale must take the strided path"
+    full = _gather_blend(x, taps, axis)
+    assert np.array_equal(plan.apply(x, axis), full)
+    for start, stop in [(0, 1), (count // 3, count), (count // 5, count // 2 + 1)]:
+        if stop <= start:
+            continue
+        # A band needs only its own source rows/columns: pass a slice starting at its first.
+        lo_src, hi_src = int(taps[0][start]), int(taps[1][stop - 1]) + 1
+        part = x[..., lo_src:hi_src] if axis == -1 else x[..., lo_src:hi_src, :]
+        got = plan.apply(part, axis, start, stop, source_offset=lo_src)
+        want = full[..., start:stop] if axis == -1 else full[..., start:stop, :]
+        assert np.array_equal(got, want)
+
+
+def test_binarize_is_the_same_in_many_bands(monkeypatch):
+    import samrt.upscale as upscale
+
+    low = _smooth_logits(3, seed=11)
+    original, reshaped = (1500, 2250), (683, 1024)
+    whole = binarize_masks(low, original, reshaped, threshold=0.3)
+    monkeypatch.setattr(upscale, "_BAND_BYTES", 1 << 14)
+    assert upscale._band_count(3 * 1500 * 2250) > 100
+    assert np.array_equal(binarize_masks(low, original, reshaped, threshold=0.3), whole)
