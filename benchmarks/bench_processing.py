@@ -8,7 +8,12 @@ Low-res logits: smooth random fields (8x8 random values upsampled: blob-shaped m
 real outputs) for the headline figure, and white noise as the worst case for samrt's
 boundary-only path (reported, not the target).
 
-    python benchmarks/bench_processing.py [--repeat 15] [--out benchmarks/results/processing.json]
+The machine's speed drifts by tens of percent over minutes, so the measurement runs in
+``--rounds`` rounds, each timing every function (``--repeat`` calls, after warm-up) one after
+another; the reported p50 is the median over rounds of each round's p50, and the speedup is the
+median over rounds of that round's ratio, so a slow phase weighs on both sides alike.
+
+    python benchmarks/bench_processing.py [--rounds 5] [--repeat 7] [--out benchmarks/results/processing.json]
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ def smooth_logits(rng: np.random.Generator) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "processing.json")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
@@ -62,16 +68,18 @@ def main() -> None:
             ref_binary = ref.numpy() > 0
             got = post_process_masks(logits, *sizes)[0]
             away = np.abs(ref.numpy()) > 1e-5
-            stats = {name: measure(func, repeat=args.repeat) for name, func in funcs.items()}
-            totals = {}
-            for backend in ("samrt", *hf):
-                totals[backend] = round(stats[f"{backend}/pre"].p50_ms + stats[f"{backend}/post"].p50_ms, 3)
-            fastest_hf = min(totals[name] for name in hf)
+            rounds = [{name: measure(func, repeat=args.repeat).p50_ms for name, func in funcs.items()}
+                      for _ in range(args.rounds)]
+            backends = ("samrt", *hf)
+            round_totals = [{b: r[f"{b}/pre"] + r[f"{b}/post"] for b in backends} for r in rounds]
+            speedups = [min(t[name] for name in hf) / t["samrt"] for t in round_totals]
             row = {
-                "image": f"{width}x{height}", "logits": kind, "masks": 3,
-                "p50_ms": {name: s.p50_ms for name, s in stats.items()},
-                "pre_plus_post_p50_ms": totals,
-                "speedup_vs_fastest_transformers": round(fastest_hf / totals["samrt"], 2),
+                "image": f"{width}x{height}", "logits": kind, "masks": 3, "rounds": args.rounds,
+                "p50_ms": {name: round(float(np.median([r[name] for r in rounds])), 3) for name in funcs},
+                "pre_plus_post_p50_ms": {b: round(float(np.median([t[b] for t in round_totals])), 3)
+                                         for b in backends},
+                "speedup_vs_fastest_transformers": round(float(np.median(speedups)), 2),
+                "speedup_per_round": [round(x, 2) for x in speedups],
                 "binary_masks_differ_away_from_threshold": int((got != ref_binary)[away].sum()),
             }
             results.append(row)

@@ -9,6 +9,12 @@ with ``python -m samexport.soak`` (tiny engine, 250 requests of 64x64 to 4000x30
 blocks of a MiB and more are mapped and unmapped on their own and the heap is trimmed: 5.6 MB,
 for ~10 % more wall time in that soak (page faults on fresh mappings).
 
+The threshold trades speed for flatness. Measured on the same soak (150 requests, tiny engine,
+one process each, 2026-11-25): 1 MiB grew 0.8 MB in 236 s; 8 MiB grew 128 MB in 160 s; 32 MiB
+(glibc's own ceiling) grew 484 MB in 132 s. Most of the time is pre- and post-processing of
+large images, whose multi-MB temporaries are page-faulted in afresh under a low threshold.
+``SamRuntime.load(limit_heap_fragmentation=8 << 20)`` picks another threshold.
+
 :func:`limit_heap_fragmentation` sets both thresholds through ``mallopt``; ``SamRuntime.load``
 calls it unless told not to (``limit_heap_fragmentation=False``). It changes the whole process's
 allocator, which is what a service wants; it does nothing on non-glibc systems (musl, macOS,

@@ -64,12 +64,14 @@ class SamRuntime:
 
     @classmethod
     def load(cls, directory: str | Path, *, backend: str = "auto", providers: list[str] | None = None,
-             warmup: bool = False, limit_heap_fragmentation: bool = True) -> SamRuntime:
+             warmup: bool = False, limit_heap_fragmentation: bool | int = True) -> SamRuntime:
         """Verify the manifest and artefact hashes, then load the graphs (and run ``warmup()``
         when ``warmup`` is True; ``ready()`` stays False until it has run).
 
         limit_heap_fragmentation: fix glibc's malloc thresholds so resident memory stays flat
-        over a long-lived process (``samrt.memory``; process-wide, glibc only).
+        over a long-lived process (``samrt.memory``; process-wide, glibc only). True: at 1 MiB;
+        an int: at that many bytes (faster, less flat: see ``samrt.memory``); False: leave
+        glibc alone.
 
         backend: ``"auto"`` (TensorRT engines when present and TensorRT is importable, else
         onnxruntime), ``"onnxruntime"`` or ``"tensorrt"``.
@@ -78,21 +80,35 @@ class SamRuntime:
             raise InvalidInputError("backend", backend, '"auto", "onnxruntime" or "tensorrt"')
         directory = Path(directory)
         manifest = load_manifest(directory)
-        if limit_heap_fragmentation:
+        if limit_heap_fragmentation is not False:
+            from .memory import THRESHOLD_BYTES
             from .memory import limit_heap_fragmentation as limit
 
-            limit()
+            threshold = THRESHOLD_BYTES if limit_heap_fragmentation is True else limit_heap_fragmentation
+            if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold <= 0:
+                raise InvalidInputError("limit_heap_fragmentation", limit_heap_fragmentation,
+                                        "True, False or a threshold in bytes > 0")
+            limit(threshold)
         record = tensorrt_record(manifest, directory)
         if backend == "tensorrt" or (backend == "auto" and record is not None and _tensorrt_importable()):
             encoder, decoder = _tensorrt_runners(directory, record)
             runtime = cls(directory=directory, manifest=manifest, encoder=encoder, decoder=decoder, backend="tensorrt")
             return runtime.warmup() if warmup else runtime
-        from .backends.onnxruntime import DECODER_DISABLED_OPTIMIZERS, OnnxRuntimeRunner
+        from .backends.onnxruntime import (
+            DECODER_DISABLED_OPTIMIZERS,
+            OnnxRuntimeRunner,
+            decoder_rows_per_call,
+        )
 
         graphs = manifest["graphs"]
         encoder = OnnxRuntimeRunner(directory / graphs["encoder"]["file"], providers=providers)
+        rows = decoder_rows_per_call(encoder.providers)
+        # One prompt per run keeps the decoder's tensor sizes fixed, so its arena stops growing
+        # after the first call and its buffers are reused; with whole batches the arena grew on
+        # every new prompt count (onnxruntime #11118), so it ran without one.
         decoder = OnnxRuntimeRunner(directory / graphs["decoder"]["file"], providers=providers,
-                                    disabled_optimizers=DECODER_DISABLED_OPTIMIZERS, arena=False)
+                                    disabled_optimizers=DECODER_DISABLED_OPTIMIZERS, arena=rows == 1,
+                                    max_rows=rows)
         runtime = cls(directory=directory, manifest=manifest, encoder=encoder, decoder=decoder, backend="onnxruntime")
         return runtime.warmup() if warmup else runtime
 
@@ -130,7 +146,12 @@ class SamRuntime:
         multimask_output: bool = True,
         return_logits: bool = False,
     ) -> Prediction:
-        """Masks for N objects in one decoder call.
+        """Masks for N objects in one call.
+
+        On onnxruntime's CPU provider the decoder graph runs once per object (measured faster
+        per object than one run over the batch, whose tensors outgrow the CPU caches; see
+        ``samrt.backends.onnxruntime.decoder_rows_per_call``); on a GPU the batch runs at once
+        (TensorRT: in chunks of the engine's batch profile).
 
         points [N, P, 2] (or [P, 2] for one object) as (x, y) in original-image pixels;
         labels [N, P], any integer dtype, values in {1, 0} (default all 1); boxes [N, 4] (or
@@ -175,7 +196,7 @@ class SamRuntime:
         ``predicted_iou``, ``point_coords`` ([[x, y]]), ``stability_score``, ``crop_box`` (XYWH).
         ``point_grids`` (one [K, 2] array in [0, 1] per crop layer) replaces
         ``points_per_side`` (pass ``points_per_side=None``). ``progress(done, total)`` is
-        called after each decoder batch. One decoder call per ``points_per_batch`` prompts.
+        called after each decoder batch. One decoder call (see :meth:`predict`) per ``points_per_batch`` prompts.
         """
         from .generate import GenerateSettings, generate_masks
 

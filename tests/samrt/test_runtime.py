@@ -158,3 +158,14 @@ def test_damaged_engine_directories_are_refused(engine_dir, tmp_path, damage):
         expected = "outside"
     with pytest.raises(ManifestError, match=expected):
         SamRuntime.load(copy)
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, "1MiB"])
+def test_heap_threshold_must_be_a_positive_byte_count(engine_dir, value):
+    with pytest.raises(InvalidInputError, match="limit_heap_fragmentation"):
+        SamRuntime.load(engine_dir, backend="onnxruntime", limit_heap_fragmentation=value)
+
+
+def test_cpu_decoder_runs_prompt_by_prompt_with_its_arena(runtime):
+    assert runtime.decoder.max_rows == 1
+    assert runtime.decoder.row_inputs
