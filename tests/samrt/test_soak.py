@@ -17,6 +17,11 @@ def test_heap_limits_apply_on_glibc():
     else:
         assert limit_heap_fragmentation() is True
         assert limit_heap_fragmentation() is True  # idempotent
+        from PIL import Image
+        from samrt.memory import PILLOW_BLOCKS
+
+        # Pillow keeps freed image blocks for reuse instead of mapping them afresh.
+        assert Image.core.get_blocks_max() >= PILLOW_BLOCKS
 
 
 def test_resident_memory_stays_within_50_mb_after_warmup(random_tiny_engine, tmp_path):
