@@ -20,6 +20,8 @@ Result of :func:`binarize_masks` vs ``upscale_masks(...) > threshold``: identica
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from . import spec
@@ -80,13 +82,18 @@ class _BlendPlan:
         self.rest = np.flatnonzero(~done)
 
     def apply(self, x: np.ndarray, axis: int, start: int = 0, stop: int | None = None,
-              source_offset: int = 0) -> np.ndarray:
+              source_offset: int = 0, *, scratch: str | None = None) -> np.ndarray:
         """Outputs [start, stop) along ``axis`` from ``x``, whose index 0 along ``axis`` is
-        source index ``source_offset``."""
+        source index ``source_offset``.
+
+        scratch: a name for :func:`_scratch_buffer`: the result and the temporaries then live
+        in this thread's reused buffers (valid until the next call with that name), so no
+        large block is allocated per call."""
         lo, hi, w_lo, w_hi = self.taps
         stop = lo.size if stop is None else stop
         f = self.factor
-        out = np.empty(_resized_shape(x.shape, axis, stop - start), np.float32)
+        shape = _resized_shape(x.shape, axis, stop - start)
+        out = _scratch_buffer(scratch, shape) if scratch else np.empty(shape, np.float32)
         for first, count in self.runs:
             k0 = max(0, -(-(start - first) // f))
             k1 = min(count, -(-(stop - first) // f))
@@ -96,12 +103,33 @@ class _BlendPlan:
             src = int(lo[g]) - source_offset
             target = out[_along(axis, slice(g - start, g - start + f * (k1 - k0), f))]
             np.multiply(x[_along(axis, slice(src, src + k1 - k0))], w_lo[g], out=target)
-            target += x[_along(axis, slice(src + 1, src + 1 + k1 - k0))] * w_hi[g]
+            upper = x[_along(axis, slice(src + 1, src + 1 + k1 - k0))]
+            if scratch:
+                product = _scratch_buffer(scratch + "/product", upper.shape)
+                np.multiply(upper, w_hi[g], out=product)
+                target += product
+            else:
+                target += upper * w_hi[g]
         rest = self.rest[np.searchsorted(self.rest, start):np.searchsorted(self.rest, stop)]
         if rest.size:
             taps = (lo[rest] - source_offset, hi[rest] - source_offset, w_lo[rest], w_hi[rest])
             out[_along(axis, rest - start)] = _gather_blend(x, taps, axis)
         return out
+
+
+_scratch = threading.local()
+
+
+def _scratch_buffer(name: str, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
+    """An array of ``shape`` and ``dtype`` in this thread's buffer ``name``, reused across calls
+    (contents undefined). Each thread keeps the largest size it has needed per name: a few MB
+    for the band sizes :func:`binarize_masks_at` uses, whatever the image."""
+    buffers = _scratch.__dict__.setdefault("buffers", {})
+    size = int(np.prod(shape))
+    buffer = buffers.get((name, np.dtype(dtype)))
+    if buffer is None or buffer.size < size:
+        buffer = buffers[(name, np.dtype(dtype))] = np.empty(size, dtype)
+    return buffer[:size].reshape(shape)
 
 
 def _gather_blend(x: np.ndarray, taps, axis: int) -> np.ndarray:
@@ -224,9 +252,12 @@ def binarize_masks_at(
         small_rows = tuple(t[s0:s1] for t in first_rows)
         r0, r1 = int(small_rows[0][0]), int(small_rows[1][-1]) + 1
         band_source = flat[:, r0:r1]
-        wide = col_plan.apply(band_source, -1) if col_plan else _gather_blend(band_source, first_cols, -1)
+        if col_plan:
+            wide = col_plan.apply(band_source, -1, scratch="wide")
+        else:
+            wide = _gather_blend(band_source, first_cols, -1)
         if row_plan:
-            small = row_plan.apply(wide, -2, s0, s1, source_offset=r0)
+            small = row_plan.apply(wide, -2, s0, s1, source_offset=r0, scratch="small")
         else:
             small = _gather_blend(wide, (small_rows[0] - r0, small_rows[1] - r0, *small_rows[2:]), axis=-2)
         local_rows = (band_rows[0] - s0, band_rows[1] - s0, band_rows[2], band_rows[3])
@@ -263,8 +294,12 @@ def _binarize(small: np.ndarray, rows, cols, threshold: np.float32, *, out: np.n
     if np.count_nonzero(uncertain) > _MAX_UNCERTAIN_SHARE * uncertain.size:
         np.greater(_blend(_blend(small, cols, axis=-1), rows, axis=-2), threshold, out=target)
         return
-    # mode="clip" lets take write into the strided band directly (taps are in range anyway).
-    np.take(np.take(above, cols[0], axis=-1), rows[0], axis=-2, out=target, mode="clip")
+    wide_above = np.take(above, cols[0], axis=-1, mode="clip",
+                         out=_scratch_buffer("wide_above", (*above.shape[:-1], cols[0].size), bool))
+    for mask in range(target.shape[0]):
+        # One mask's band is contiguous, so take writes it in place (a strided ``out`` would
+        # make numpy fill a temporary copy first); mode="clip" skips the bounds pass.
+        np.take(wide_above[mask], rows[0], axis=0, out=target[mask], mode="clip")
     _fix_boundary(out, first_row, small, np.flatnonzero(uncertain), rows, cols, threshold, col_runs)
 
 

@@ -108,3 +108,15 @@ def test_binarize_is_the_same_in_many_bands(monkeypatch):
     monkeypatch.setattr(upscale, "_BAND_BYTES", 1 << 14)
     assert upscale._band_count(3 * 1500 * 2250) > 100
     assert np.array_equal(binarize_masks(low, original, reshaped, threshold=0.3), whole)
+
+
+def test_reused_scratch_never_leaks_into_results():
+    """The band temporaries live in per-thread reused buffers: a result must not change when
+    the next call (another size, another threshold) reuses them."""
+    first_low = _smooth_logits(3, seed=21)
+    first = binarize_masks(first_low, (1500, 2250), (683, 1024))
+    kept = first.copy()
+    for original, reshaped in [((333, 517), (660, 1024)), ((1500, 2250), (683, 1024))]:
+        binarize_masks(_smooth_logits(2, seed=22), original, reshaped, threshold=0.5)
+    assert np.array_equal(first, kept)
+    assert np.array_equal(first, upscale_masks(first_low, (1500, 2250), (683, 1024)) > 0)
