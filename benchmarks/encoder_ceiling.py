@@ -51,13 +51,14 @@ def encoder_gflop(*, hidden: int, mlp: int, layers: int, heads: int, window: int
     return total / 1e9
 
 
-def _session(path: str, threads: int):
+def _session(model: str | bytes, threads: int):
+    """An onnxruntime CPU session of a graph file path or serialised graph."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
-    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 def _time(session, feed: dict, runs: int) -> list[float]:
@@ -82,17 +83,9 @@ def gemm_ceiling(threads: int, runs: int = 10) -> float:
         [numpy_helper.from_array(weight, "B")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    session = _session_from_bytes(model.SerializeToString(), threads)
+    session = _session(model.SerializeToString(), threads)
     times = _time(session, {"A": rng.random((4096, 768), dtype=np.float32)}, runs)
     return 2 * 4096 * 768 * 3072 / float(np.median(times)) / 1e9
-
-
-def _session_from_bytes(data: bytes, threads: int):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
 
 def main() -> None:

@@ -55,25 +55,24 @@ def _blend(x: np.ndarray, taps, axis: int, factor: int = 0) -> np.ndarray:
 
     factor: when the taps come from an integer upscale (e.g. 256 -> 1024: 4), see
     :class:`_BlendPlan`; 0 for any other taps."""
-    if factor < 2:
-        return _gather_blend(x, taps, axis)
     return _BlendPlan(taps, factor).apply(x, axis)
 
 
 class _BlendPlan:
-    """How to compute :func:`_blend` for the taps of an integer upscale by ``factor``.
+    """How to compute :func:`_blend` for some taps.
 
-    Outputs of one phase (index mod factor) share their weights and step through the source
-    one by one, so they come from strided slices instead of gathers (about 3x faster, the same
-    bits). Only the clamped outputs at the two ends are gathered. :meth:`apply` computes any
-    contiguous range of outputs, so bands of rows reuse one plan."""
+    For the taps of an integer upscale by ``factor`` (>= 2), outputs of one phase (index mod
+    factor) share their weights and step through the source one by one, so they come from
+    strided slices instead of gathers (about 3x faster, the same bits); only the clamped outputs
+    at the two ends are gathered. Any other taps (factor 0) are all gathered. :meth:`apply`
+    computes any contiguous range of outputs, so bands of rows reuse one plan."""
 
     def __init__(self, taps, factor: int) -> None:
         self.taps = taps
         self.factor = factor
         self.runs: list[tuple[int, int]] = []  # (first output, count), step ``factor``
         done = np.zeros(taps[0].size, bool)
-        for phase in range(factor):
+        for phase in range(factor if factor >= 2 else 0):
             k0, k1 = _regular_run(taps, phase, factor)
             if k1 - k0 >= 2:
                 first = phase + factor * k0
@@ -91,6 +90,9 @@ class _BlendPlan:
         large block is allocated per call."""
         lo, hi, w_lo, w_hi = self.taps
         stop = lo.size if stop is None else stop
+        if not self.runs:  # nothing strided: gather straight into the result
+            band = slice(start, stop)
+            return _gather_blend(x, (lo[band] - source_offset, hi[band] - source_offset, w_lo[band], w_hi[band]), axis)
         f = self.factor
         shape = _resized_shape(x.shape, axis, stop - start)
         out = _scratch_buffer(scratch, shape) if scratch else np.empty(shape, np.float32)
@@ -236,11 +238,9 @@ def binarize_masks_at(
     rows = linear_taps(reshaped_size[0], height)
     cols = linear_taps(reshaped_size[1], width)
     first_cols = linear_taps(flat.shape[-1], pad_size[1], reshaped_size[1])
-    col_factor = _integer_factor(flat.shape[-1], pad_size[1])
     first_rows = linear_taps(flat.shape[-2], pad_size[0], reshaped_size[0])
-    row_factor = _integer_factor(flat.shape[-2], pad_size[0])
-    col_plan = _BlendPlan(first_cols, col_factor) if col_factor else None
-    row_plan = _BlendPlan(first_rows, row_factor) if row_factor else None
+    col_plan = _BlendPlan(first_cols, _integer_factor(flat.shape[-1], pad_size[1]))
+    row_plan = _BlendPlan(first_rows, _integer_factor(flat.shape[-2], pad_size[0]))
     col_runs = _runs(cols[0], reshaped_size[1])
 
     def run(band: tuple[int, int]) -> None:
@@ -251,15 +251,8 @@ def binarize_masks_at(
         s0, s1 = int(band_rows[0][0]), int(band_rows[1][-1]) + 1
         small_rows = tuple(t[s0:s1] for t in first_rows)
         r0, r1 = int(small_rows[0][0]), int(small_rows[1][-1]) + 1
-        band_source = flat[:, r0:r1]
-        if col_plan:
-            wide = col_plan.apply(band_source, -1, scratch="wide")
-        else:
-            wide = _gather_blend(band_source, first_cols, -1)
-        if row_plan:
-            small = row_plan.apply(wide, -2, s0, s1, source_offset=r0, scratch="small")
-        else:
-            small = _gather_blend(wide, (small_rows[0] - r0, small_rows[1] - r0, *small_rows[2:]), axis=-2)
+        wide = col_plan.apply(flat[:, r0:r1], -1, scratch="wide")
+        small = row_plan.apply(wide, -2, s0, s1, source_offset=r0, scratch="small")
         local_rows = (band_rows[0] - s0, band_rows[1] - s0, band_rows[2], band_rows[3])
         for out, threshold in zip(outs, thresholds, strict=True):
             _binarize(small, local_rows, cols, np.float32(threshold), out=out, first_row=i0, col_runs=col_runs)
@@ -280,7 +273,7 @@ def _band_count(output_bytes: int) -> int:
 
 
 def _binarize(small: np.ndarray, rows, cols, threshold: np.float32, *, out: np.ndarray, first_row: int,
-              col_runs=None) -> None:
+              col_runs) -> None:
     """Logits [M, h, w] at the resized frame -> ``out[:, first_row:first_row + len(rows)]``
     (bool [M, H, W], C-contiguous): the work of :func:`binarize_masks` for one band of output
     rows; ``rows`` index into ``small``."""
@@ -310,12 +303,12 @@ def _runs(lo: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
     return start, np.searchsorted(lo, np.arange(size), side="right") - start
 
 
-def _fix_boundary(out, first_row, small, flat_blocks, rows, cols, threshold, col_runs=None) -> None:
+def _fix_boundary(out, first_row, small, flat_blocks, rows, cols, threshold, col_runs) -> None:
     """Interpolate exactly every output pixel whose top-left source lies in an uncertain block.
 
     out: bool [M, H, W], C-contiguous, written in place from row ``first_row`` on (``rows``
     are the taps of those output rows); small: float32 [M, h, w]; flat_blocks: flat indices
-    into [M, h, w] of the uncertain blocks; col_runs: ``_runs(cols[0], w)`` if already known."""
+    into [M, h, w] of the uncertain blocks; col_runs: ``_runs(cols[0], w)``, shared by all bands."""
     if flat_blocks.size == 0:
         return
     _, h, w = small.shape
@@ -323,7 +316,7 @@ def _fix_boundary(out, first_row, small, flat_blocks, rows, cols, threshold, col
     m, rest = np.divmod(flat_blocks, h * w)
     r, c = np.divmod(rest, w)
     row_start, row_count = (t[r] for t in _runs(rows[0], h))
-    col_start, col_count = (t[c] for t in (col_runs or _runs(cols[0], w)))
+    col_start, col_count = (t[c] for t in col_runs)
     # Every output pixel of every block at once: block b owns row_count[b] x col_count[b] pixels.
     sizes = row_count * col_count
     block = np.repeat(np.arange(flat_blocks.size), sizes)

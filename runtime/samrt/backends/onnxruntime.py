@@ -109,38 +109,32 @@ class OnnxRuntimeRunner:
         for name, value in first.items():
             outputs[name][:value.shape[0]] = value
         for start in range(self.max_rows, total, self.max_rows):
-            self._run_into(self._rows(feeds, start), outputs, start)
+            self._run(self._rows(feeds, start), into={name: full[start:start + self.max_rows]
+                                                      for name, full in outputs.items()})
         return outputs
 
     def _rows(self, feeds: dict[str, np.ndarray], start: int) -> dict[str, np.ndarray]:
-        return {n: (np.ascontiguousarray(v[start:start + self.max_rows]) if n in self.row_inputs else v)
-                for n, v in feeds.items()}
+        return {n: (v[start:start + self.max_rows] if n in self.row_inputs else v) for n, v in feeds.items()}
 
-    def _run_into(self, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray], start: int) -> None:
+    def _run(self, feeds: dict[str, np.ndarray],
+             into: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """One session run. into: C-contiguous arrays (e.g. row slices of the full outputs)
+        that onnxruntime writes the outputs into, through an IOBinding; returned as given."""
         session = self.session
         if session is None:
             raise InferenceError("the runner was closed", graph=self.path.name)
-        rows = next(iter(feeds[n] for n in self.row_inputs)).shape[0]
         try:
+            if into is None:
+                return dict(zip(self.output_names, session.run(self.output_names, feeds), strict=True))
             binding = session.io_binding()
             for name, value in feeds.items():
                 binding.bind_cpu_input(name, np.ascontiguousarray(value))
-            for name, full in outputs.items():
-                target = full[start:start + rows]  # contiguous: rows of a C-ordered array
+            for name, target in into.items():
                 binding.bind_output(name, "cpu", 0, target.dtype, list(target.shape), target.ctypes.data)
             session.run_with_iobinding(binding)
+            return into
         except Exception as exc:  # onnxruntime raises untyped errors (allocation, kernel failures)
             raise InferenceError(f"onnxruntime failed ({type(exc).__name__}: {exc})", graph=self.path.name) from exc
-
-    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        session = self.session
-        if session is None:
-            raise InferenceError("the runner was closed", graph=self.path.name)
-        try:
-            outputs = session.run(self.output_names, feeds)
-        except Exception as exc:  # onnxruntime raises untyped errors (allocation, kernel failures)
-            raise InferenceError(f"onnxruntime failed ({type(exc).__name__}: {exc})", graph=self.path.name) from exc
-        return dict(zip(self.output_names, outputs, strict=True))
 
     def close(self) -> None:
         self.session = None  # type: ignore[assignment]
