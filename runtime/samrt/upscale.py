@@ -20,7 +20,9 @@ Result of :func:`binarize_masks` vs ``upscale_masks(...) > threshold``: identica
 
 from __future__ import annotations
 
+import functools
 import threading
+from typing import NamedTuple
 
 import numpy as np
 
@@ -220,6 +222,41 @@ def binarize_masks(
     return binarize_masks_at(masks, original_size, reshaped_size, pad_size, thresholds=(threshold,))[0]
 
 
+def _int_pair(size) -> tuple[int, int]:
+    return int(size[0]), int(size[1])
+
+
+class _Plan(NamedTuple):
+    """Everything :func:`binarize_masks_at` derives from the sizes alone (read-only arrays)."""
+
+    rows: tuple  # linear_taps(h, H): output rows from the resized frame
+    cols: tuple  # linear_taps(w, W)
+    first_rows: tuple  # linear_taps(h_in, pad_h, h): resized-frame rows from the low-res logits
+    col_plan: _BlendPlan  # low-res columns -> resized-frame columns
+    row_plan: _BlendPlan
+    col_runs: tuple  # _runs(cols[0], w)
+
+
+@functools.lru_cache(maxsize=16)
+def _binarize_plan(low_res: tuple[int, int], original_size: tuple[int, int],
+                   reshaped_size: tuple[int, int], pad_size: tuple[int, int]) -> _Plan:
+    """The taps and blend plans for one combination of sizes; a service sees few, so they are
+    built once (about 0.5 ms each time otherwise)."""
+    (h_in, w_in), (height, width) = low_res, original_size
+    rows = linear_taps(reshaped_size[0], height)
+    cols = linear_taps(reshaped_size[1], width)
+    first_cols = linear_taps(w_in, pad_size[1], reshaped_size[1])
+    first_rows = linear_taps(h_in, pad_size[0], reshaped_size[0])
+    plan = _Plan(rows, cols, first_rows,
+                 _BlendPlan(first_cols, _integer_factor(w_in, pad_size[1])),
+                 _BlendPlan(first_rows, _integer_factor(h_in, pad_size[0])),
+                 _runs(cols[0], reshaped_size[1]))
+    for taps in (rows, cols, first_cols, first_rows, plan.col_runs, (plan.col_plan.rest, plan.row_plan.rest)):
+        for array in taps:
+            array.flags.writeable = False
+    return plan
+
+
 def binarize_masks_at(
     masks,
     original_size: tuple[int, int],
@@ -233,15 +270,10 @@ def binarize_masks_at(
     masks = _as_float_masks(masks)
     lead = masks.shape[:-2]
     flat = masks.reshape(-1, *masks.shape[-2:])
-    height, width = original_size
+    height, width = _int_pair(original_size)
     outs = [np.empty((flat.shape[0], height, width), dtype=bool) for _ in thresholds]
-    rows = linear_taps(reshaped_size[0], height)
-    cols = linear_taps(reshaped_size[1], width)
-    first_cols = linear_taps(flat.shape[-1], pad_size[1], reshaped_size[1])
-    first_rows = linear_taps(flat.shape[-2], pad_size[0], reshaped_size[0])
-    col_plan = _BlendPlan(first_cols, _integer_factor(flat.shape[-1], pad_size[1]))
-    row_plan = _BlendPlan(first_rows, _integer_factor(flat.shape[-2], pad_size[0]))
-    col_runs = _runs(cols[0], reshaped_size[1])
+    plan = _binarize_plan(flat.shape[-2:], (height, width), *(_int_pair(size) for size in (reshaped_size, pad_size)))
+    rows, cols, first_rows = plan.rows, plan.cols, plan.first_rows
 
     def run(band: tuple[int, int]) -> None:
         # Everything per band of output rows, from the few source rows it needs: the
@@ -251,11 +283,11 @@ def binarize_masks_at(
         s0, s1 = int(band_rows[0][0]), int(band_rows[1][-1]) + 1
         small_rows = tuple(t[s0:s1] for t in first_rows)
         r0, r1 = int(small_rows[0][0]), int(small_rows[1][-1]) + 1
-        wide = col_plan.apply(flat[:, r0:r1], -1, scratch="wide")
-        small = row_plan.apply(wide, -2, s0, s1, source_offset=r0, scratch="small")
+        wide = plan.col_plan.apply(flat[:, r0:r1], -1, scratch="wide")
+        small = plan.row_plan.apply(wide, -2, s0, s1, source_offset=r0, scratch="small")
         local_rows = (band_rows[0] - s0, band_rows[1] - s0, band_rows[2], band_rows[3])
         for out, threshold in zip(outs, thresholds, strict=True):
-            _binarize(small, local_rows, cols, np.float32(threshold), out=out, first_row=i0, col_runs=col_runs)
+            _binarize(small, local_rows, cols, np.float32(threshold), out=out, first_row=i0, col_runs=plan.col_runs)
 
     if flat.shape[0] and height and width:
         parallel_map(run, split_range(height, _band_count(flat.shape[0] * height * width)))
@@ -317,25 +349,28 @@ def _fix_boundary(out, first_row, small, flat_blocks, rows, cols, threshold, col
     r, c = np.divmod(rest, w)
     row_start, row_count = (t[r] for t in _runs(rows[0], h))
     col_start, col_count = (t[c] for t in col_runs)
-    # Every output pixel of every block at once: block b owns row_count[b] x col_count[b] pixels.
-    sizes = row_count * col_count
-    block = np.repeat(np.arange(flat_blocks.size), sizes)
-    offset = np.arange(block.size) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-    a, b = np.divmod(offset, col_count[block])
-    i = row_start[block] + a
-    j = col_start[block] + b
-    # The four source values are gathered once per block, then spread to its pixels.
+    owns_pixels = (row_count > 0) & (col_count > 0)
+    if not owns_pixels.all():
+        m, r, c, row_start, row_count, col_start, col_count = (
+            t[owns_pixels] for t in (m, r, c, row_start, row_count, col_start, col_count))
+        if m.size == 0:
+            return
+    # Block b owns output rows row_start[b] + [0, row_count[b]) and columns likewise. Every
+    # block gets the same (largest) grid; the surplus entries repeat the block's last row or
+    # column, so they rewrite a pixel with its own exact value and need no mask. Blocks run
+    # along the last axis: numpy's inner loops then span all blocks, not a grid's 2-4 entries.
+    i = row_start + np.minimum(np.arange(int(row_count.max()))[:, None], row_count - 1)  # [kr, B]
+    j = col_start + np.minimum(np.arange(int(col_count.max()))[:, None], col_count - 1)  # [kc, B]
     r1, c1 = np.minimum(r + 1, h - 1), np.minimum(c + 1, w - 1)
     flat_small = small.reshape(-1)
     base = m * (h * w)
-    corners = np.stack([flat_small[base + r * w + c], flat_small[base + r * w + c1],
-                        flat_small[base + r1 * w + c], flat_small[base + r1 * w + c1]], axis=1)[block]
     wc_lo, wc_hi = cols[2][j], cols[3][j]
     # PyTorch's order: blend along width, then along height.
-    top = corners[:, 0] * wc_lo + corners[:, 1] * wc_hi
-    bottom = corners[:, 2] * wc_lo + corners[:, 3] * wc_hi
-    value = top * rows[2][i] + bottom * rows[3][i]
-    out.reshape(-1)[m[block] * (out_height * width) + (first_row + i) * width + j] = value > threshold
+    top = flat_small[base + r * w + c] * wc_lo + flat_small[base + r * w + c1] * wc_hi
+    bottom = flat_small[base + r1 * w + c] * wc_lo + flat_small[base + r1 * w + c1] * wc_hi
+    value = top * rows[2][i][:, None] + bottom * rows[3][i][:, None]  # [kr, kc, B]
+    index = (m * out_height + first_row + i)[:, None] * width + j
+    out.reshape(-1)[index] = value > threshold
 
 
 def _tap_matrix(taps, in_size: int) -> np.ndarray:
