@@ -52,7 +52,7 @@ def test_binarize_noise_falls_back_and_keeps_shape():
 
 @pytest.mark.parametrize("resample", [Image.Resampling.BILINEAR, Image.Resampling.BICUBIC,
                                       Image.Resampling.LANCZOS, Image.Resampling.NEAREST])
-@pytest.mark.parametrize("size", [(1500, 2250), (3001, 1999), (1024, 1024)])
+@pytest.mark.parametrize("size", [(1500, 2250), (3001, 1999), (1024, 1024), (480, 640), (200, 200), (37, 701)])
 def test_threaded_resize_is_bit_identical_to_pillow(size, resample):
     rng = np.random.default_rng(size[0])
     image = Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8))
