@@ -16,7 +16,7 @@ sam_ip = pytest.importorskip("transformers.models.sam.image_processing_sam")
 sam_pil = pytest.importorskip("transformers.models.sam.image_processing_pil_sam")
 transformers = pytest.importorskip("transformers")
 
-SIZES = [(1, 1), (2, 4000), (4000, 3), (333, 517), (480, 640), (1500, 2250), (3000, 4000)]
+SIZES = [(1, 1), (2, 4000), (4000, 3), (333, 517), (480, 640), (768, 1024), (1500, 2250), (3000, 4000)]
 # transformers' default (torchvision) backend resizes float tensors with antialiasing where its
 # Pillow backend and we resize uint8 with Pillow; measured max difference 0.0175 (1/255 / std).
 DEFAULT_BACKEND_BOUND = 0.02

@@ -11,7 +11,8 @@ from samrt.upscale import binarize_masks, upscale_masks
 torch = pytest.importorskip("torch")
 
 SIZES = [((1, 1), (1, 1)), ((2, 4000), (1, 1024)), ((480, 640), (768, 1024)), ((1500, 2250), (683, 1024)),
-         ((333, 517), (660, 1024)), ((3000, 4000), (768, 1024))]
+         ((333, 517), (660, 1024)), ((3000, 4000), (768, 1024)),
+         ((1024, 731), (1024, 731))]  # the last: no second resize
 
 
 def _smooth_logits(count: int, seed: int) -> np.ndarray:
