@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["LatencyStats", "measure", "describe_machine", "resident_mb"]
+__all__ = ["LatencyStats", "measure", "describe_machine", "resident_mb", "peak_rss_mb"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -110,10 +110,19 @@ def _memory_gib() -> float | None:
 
 def resident_mb() -> float:
     """This process's resident set size in MiB (Linux /proc; NaN where unavailable)."""
+    return _status_mb("VmRSS:")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far in MiB (Linux /proc; NaN where unavailable)."""
+    return _status_mb("VmHWM:")
+
+
+def _status_mb(field: str) -> float:
     try:
         with open("/proc/self/status", encoding="utf-8") as handle:
             for line in handle:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass

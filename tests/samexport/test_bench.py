@@ -11,6 +11,7 @@ from samrt.errors import CheckpointError, InvalidInputError
 from samexport.bench import BenchSettings, compare, synthetic_image
 from samexport.checkpoints import reference_for_engine
 from samexport.cli import main
+from samexport.timing import peak_rss_mb
 
 FAST = ["--encoder-runs", "1", "--decoder-runs", "2", "--batch-prompts", "5"]
 TIMED = ("encoder", "decoder_n1", "decoder_batch", "preprocess", "postprocess_3_masks", "predict_n1")
@@ -36,6 +37,8 @@ def test_bench_writes_the_record_with_the_transformers_comparison(tiny_engine, t
         assert 0 < stats["min_ms"] <= stats["p50_ms"] <= stats["p90_ms"], key
     assert ours["encoder"]["runs"] == 1 and ours["decoder_n1"]["runs"] == 2
     assert ours["decoder_batch"]["prompts"] == 5
+    assert ours["encoder_first_call_after_load_ms"] > 0
+    assert 0 < ours["peak_rss_mb"] <= peak_rss_mb() + 0.1  # this process's peak so far: it only grows
     assert ours["decoder_batch"]["p50_ms_per_prompt"] == pytest.approx(ours["decoder_batch"]["p50_ms"] / 5, abs=1e-3)
     for attention in ("eager", "sdpa"):
         theirs = record["transformers"][attention]

@@ -54,3 +54,13 @@ def test_row_inputs_are_the_prompt_axis_and_must_agree(decoder_path):
 def test_cpu_decoder_runs_one_prompt_per_call_gpu_whole_batches():
     assert decoder_rows_per_call(["CPUExecutionProvider"]) == 1
     assert decoder_rows_per_call(["CUDAExecutionProvider", "CPUExecutionProvider"]) == 0
+
+
+def test_cpu_sessions_run_without_the_memory_pattern(decoder_path):
+    # The pattern makes the second run allocate (and page-fault) a fresh block for all its
+    # tensors; on the ViT-B encoder that doubled the first served call (see the runner).
+    runner = OnnxRuntimeRunner(decoder_path, providers=["CPUExecutionProvider"])
+    assert runner.session.get_session_options().enable_mem_pattern is False
+    first, second = (runner.infer(_feeds(decoder_path, prompts=2, points=2)) for _ in range(2))
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name])
