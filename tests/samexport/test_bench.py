@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from samrt.errors import CheckpointError, InvalidInputError
@@ -38,6 +39,9 @@ def test_bench_writes_the_record_with_the_transformers_comparison(tiny_engine, t
     assert ours["encoder"]["runs"] == 1 and ours["decoder_n1"]["runs"] == 2
     assert ours["decoder_batch"]["prompts"] == 5
     assert ours["encoder_first_call_after_warmup_ms"] > 0 and ours["load_and_warmup_ms"] > 0
+    rounds = ours["decoder_batch_vs_single_in_rounds"]
+    assert len(rounds["per_prompt_ratio_per_round"]) == 5  # batch_runs, the default
+    assert rounds["median"] == pytest.approx(float(np.median(rounds["per_prompt_ratio_per_round"])), abs=1e-3)
     assert 0 < ours["peak_rss_mb"] <= peak_rss_mb() + 0.1  # this process's peak so far: it only grows
     assert ours["decoder_batch"]["p50_ms_per_prompt"] == pytest.approx(ours["decoder_batch"]["p50_ms"] / 5, abs=1e-3)
     for attention in ("eager", "sdpa"):
