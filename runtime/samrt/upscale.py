@@ -318,12 +318,20 @@ def _binarize(small: np.ndarray, rows, cols, threshold: np.float32, *, out: np.n
     (bool [M, H, W], C-contiguous): the work of :func:`binarize_masks` for one band of output
     rows; ``rows`` index into ``small``."""
     target = out[:, first_row:first_row + rows[0].size]
-    above = small > threshold
-    # A source block (r, c) is certain when its 2x2 corners (r|r+1, c|c+1, clamped) agree.
-    down = np.concatenate([above[:, 1:], above[:, -1:]], axis=1)
-    uncertain = above != down
-    uncertain[:, :, :-1] |= uncertain[:, :, 1:]
-    uncertain[:, :, :-1] |= above[:, :, :-1] != above[:, :, 1:]
+    # The band's bool temporaries live in reused per-thread buffers too: under the heap limits
+    # of samrt.memory, a fresh 1 MB array is page-faulted in on every call.
+    above = np.greater(small, threshold, out=_scratch_buffer("above", small.shape, bool))
+    # A source block (r, c) is certain when its 2x2 corners (r|r+1, c|c+1, clamped) agree:
+    # its two vertical pairs (columns c and c+1) and its top horizontal pair do.
+    vertical = _scratch_buffer("vertical", small.shape, bool)
+    np.not_equal(above[:, :-1], above[:, 1:], out=vertical[:, :-1])
+    vertical[:, -1] = False
+    uncertain = _scratch_buffer("uncertain", small.shape, bool)
+    inner = uncertain[:, :, :-1]
+    np.not_equal(above[:, :, :-1], above[:, :, 1:], out=inner)
+    np.bitwise_or(inner, vertical[:, :, :-1], out=inner)
+    np.bitwise_or(inner, vertical[:, :, 1:], out=inner)
+    uncertain[:, :, -1] = vertical[:, :, -1]
     if np.count_nonzero(uncertain) > _MAX_UNCERTAIN_SHARE * uncertain.size:
         np.greater(_blend(_blend(small, cols, axis=-1), rows, axis=-2), threshold, out=target)
         return
