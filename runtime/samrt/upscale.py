@@ -136,13 +136,18 @@ def _scratch_buffer(name: str, shape: tuple[int, ...], dtype=np.float32) -> np.n
     return buffer[:size].reshape(shape)
 
 
-def _gather_blend(x: np.ndarray, taps, axis: int) -> np.ndarray:
-    """:func:`_blend` by gathers, for any taps."""
+def _gather_blend(x: np.ndarray, taps, axis: int, *, scratch: str | None = None) -> np.ndarray:
+    """:func:`_blend` by gathers, for any taps. scratch: as in :meth:`_BlendPlan.apply`."""
     lo, hi, w_lo, w_hi = taps
     shape = (-1,) if axis == -1 else (-1, 1)
-    out = np.take(x, lo, axis=axis)
+    if scratch:
+        size = _resized_shape(x.shape, axis, lo.size)
+        out = np.take(x, lo, axis=axis, out=_scratch_buffer(scratch, size), mode="clip")
+        upper = np.take(x, hi, axis=axis, out=_scratch_buffer(scratch + "/upper", size), mode="clip")
+    else:
+        out = np.take(x, lo, axis=axis)
+        upper = np.take(x, hi, axis=axis)
     out *= w_lo.reshape(shape)
-    upper = np.take(x, hi, axis=axis)
     upper *= w_hi.reshape(shape)
     out += upper
     return out
@@ -333,7 +338,7 @@ def _binarize(small: np.ndarray, rows, cols, threshold: np.float32, *, out: np.n
     np.bitwise_or(inner, vertical[:, :, 1:], out=inner)
     uncertain[:, :, -1] = vertical[:, :, -1]
     if np.count_nonzero(uncertain) > _MAX_UNCERTAIN_SHARE * uncertain.size:
-        np.greater(_blend(_blend(small, cols, axis=-1), rows, axis=-2), threshold, out=target)
+        _threshold_exactly(small, rows, cols, threshold, target)
         return
     wide_above = np.take(above, cols[0], axis=-1, mode="clip",
                          out=_scratch_buffer("wide_above", (*above.shape[:-1], cols[0].size), bool))
@@ -342,6 +347,22 @@ def _binarize(small: np.ndarray, rows, cols, threshold: np.float32, *, out: np.n
         # make numpy fill a temporary copy first); mode="clip" skips the bounds pass.
         np.take(wide_above[mask], rows[0], axis=0, out=target[mask], mode="clip")
     _fix_boundary(out, first_row, small, np.flatnonzero(uncertain), rows, cols, threshold, col_runs)
+
+
+# Output rows per step of the exact path: its temporaries ([M, rows, W] float32, twice) stay
+# a few MB and are reused, instead of two fresh band-sized arrays per band.
+_EXACT_ROWS = 64
+
+
+def _threshold_exactly(small: np.ndarray, rows, cols, threshold: np.float32, target: np.ndarray) -> None:
+    """``target[:] = upscale(small) > threshold`` with every output pixel interpolated (the
+    path for noise-like logits, where most blocks are uncertain), a few rows at a time."""
+    for k0 in range(0, rows[0].size, _EXACT_ROWS):
+        k1 = min(k0 + _EXACT_ROWS, rows[0].size)
+        s0, s1 = int(rows[0][k0]), int(rows[1][k1 - 1]) + 1
+        wide = _gather_blend(small[:, s0:s1], cols, -1, scratch="exact/wide")
+        step = (rows[0][k0:k1] - s0, rows[1][k0:k1] - s0, rows[2][k0:k1], rows[3][k0:k1])
+        np.greater(_gather_blend(wide, step, -2, scratch="exact/rows"), threshold, out=target[:, k0:k1])
 
 
 def _runs(lo: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
