@@ -32,8 +32,10 @@ from .parallel import parallel_map, split_range, worker_count
 
 __all__ = ["upscale_masks", "upscale_masks_matmul", "binarize_masks", "binarize_masks_at", "linear_taps"]
 
-# Above this share of uncertain 2x2 source blocks the exact float path is cheaper.
-_MAX_UNCERTAIN_SHARE = 0.2
+# Above this share of uncertain 2x2 source blocks the exact float path is cheaper. Measured
+# (2250 x 1500, 3 masks, blob logits plus growing noise, 2 cores): at 4.9 % boundary 10.4 ms,
+# exact 12.7 ms; at 9.2 % 32 ms against 14 ms; the exact path costs 12-19 ms at any share.
+_MAX_UNCERTAIN_SHARE = 0.06
 
 
 def linear_taps(in_size: int, out_size: int, count: int | None = None):
