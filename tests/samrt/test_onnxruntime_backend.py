@@ -56,11 +56,13 @@ def test_cpu_decoder_runs_one_prompt_per_call_gpu_whole_batches():
     assert decoder_rows_per_call(["CUDAExecutionProvider", "CPUExecutionProvider"]) == 0
 
 
-def test_cpu_sessions_run_without_the_memory_pattern(decoder_path):
+def test_cpu_sessions_run_without_memory_pattern_or_spinning(decoder_path):
     # The pattern makes the second run allocate (and page-fault) a fresh block for all its
     # tensors; on the ViT-B encoder that doubled the first served call (see the runner).
     runner = OnnxRuntimeRunner(decoder_path, providers=["CPUExecutionProvider"])
-    assert runner.session.get_session_options().enable_mem_pattern is False
+    options = runner.session.get_session_options()
+    assert options.enable_mem_pattern is False
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     first, second = (runner.infer(_feeds(decoder_path, prompts=2, points=2)) for _ in range(2))
     for name in first:
         np.testing.assert_array_equal(first[name], second[name])

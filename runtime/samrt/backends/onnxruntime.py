@@ -76,6 +76,11 @@ class OnnxRuntimeRunner:
             # two runs, peak 6.96 GB; without it 10.9 s, then 6.5, 6.3, 6.7 s, peak 3.81 GB.
             # Steady-state speed is the same (alternating runs: 6.1-6.6 s either way).
             options.enable_mem_pattern = False
+            # Idle worker threads block instead of spinning: after a run they otherwise keep
+            # the cores busy while samrt's own threads post-process. ViT-B, three runs each
+            # (2 cores): predict for one prompt 61-78 ms spinning, 46-58 ms not; the decoder
+            # alone 37-53 vs 32-34 ms; the encoder unchanged (6.3-8.4 s vs 6.6-7.7 s).
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), options, providers=chosen,
                                                 disabled_optimizers=list(disabled_optimizers))
