@@ -302,7 +302,11 @@ def binarize_masks_at(
             _binarize(small, local_rows, cols, np.float32(threshold), out=out, first_row=i0, col_runs=plan.col_runs)
 
     if flat.shape[0] and height and width:
-        parallel_map(run, split_range(height, _band_count(flat.shape[0] * height * width)))
+        # Bands bound the output and the float32 resized frame they work on: the latter is the
+        # larger one when many masks shrink to a small image (64 prompts x 3 masks on a 64 x 64
+        # image: 805 MB of frame for 0.8 MB of output), and it sets the per-thread buffers.
+        frame_bytes = 4 * flat.shape[0] * int(reshaped_size[0]) * int(reshaped_size[1])
+        parallel_map(run, split_range(height, _band_count(max(flat.shape[0] * height * width, frame_bytes))))
     return [out.reshape(*lead, height, width) for out in outs]
 
 
@@ -313,10 +317,10 @@ def binarize_masks_at(
 _BAND_BYTES = 8 << 20
 
 
-def _band_count(output_bytes: int) -> int:
-    """How many bands of rows to cut the output into: a multiple of the worker count."""
+def _band_count(work_bytes: int) -> int:
+    """How many bands of rows to cut the work into: a multiple of the worker count."""
     workers = worker_count()
-    return workers * max(1, -(-output_bytes // (_BAND_BYTES * workers)))
+    return workers * max(1, -(-work_bytes // (_BAND_BYTES * workers)))
 
 
 def _binarize(small: np.ndarray, rows, cols, threshold: np.float32, *, out: np.ndarray, first_row: int,
@@ -351,16 +355,20 @@ def _binarize(small: np.ndarray, rows, cols, threshold: np.float32, *, out: np.n
     _fix_boundary(out, first_row, small, np.flatnonzero(uncertain), rows, cols, threshold, col_runs)
 
 
-# Output rows per step of the exact path: its temporaries ([M, rows, W] float32, twice) stay
-# a few MB and are reused, instead of two fresh band-sized arrays per band.
-_EXACT_ROWS = 64
+# Bytes of one [M, rows, W] float32 step of the exact path: its temporaries (that, twice, and
+# the source rows it needs widened) stay a few MB and are reused, instead of two fresh
+# band-sized arrays per band. A budget in bytes, not rows, so that 64 prompts x 3 masks do not
+# leave hundreds of MB in the per-thread buffers.
+_EXACT_STEP_BYTES = 4 << 20
 
 
 def _threshold_exactly(small: np.ndarray, rows, cols, threshold: np.float32, target: np.ndarray) -> None:
     """``target[:] = upscale(small) > threshold`` with every output pixel interpolated (the
-    path for noise-like logits, where most blocks are uncertain), a few rows at a time."""
-    for k0 in range(0, rows[0].size, _EXACT_ROWS):
-        k1 = min(k0 + _EXACT_ROWS, rows[0].size)
+    path for noise-like logits, where most blocks are uncertain), a few rows at a time
+    (:data:`_EXACT_STEP_BYTES` per step)."""
+    step_rows = max(1, _EXACT_STEP_BYTES // (4 * small.shape[0] * max(1, cols[0].size)))
+    for k0 in range(0, rows[0].size, step_rows):
+        k1 = min(k0 + step_rows, rows[0].size)
         s0, s1 = int(rows[0][k0]), int(rows[1][k1 - 1]) + 1
         wide = _gather_blend(small[:, s0:s1], cols, -1, scratch="exact/wide")
         step = (rows[0][k0:k1] - s0, rows[1][k0:k1] - s0, rows[2][k0:k1], rows[3][k0:k1])

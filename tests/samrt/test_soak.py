@@ -18,10 +18,12 @@ def test_heap_limits_apply_on_glibc():
         assert limit_heap_fragmentation() is True
         assert limit_heap_fragmentation() is True  # idempotent
         from PIL import Image
-        from samrt.memory import PILLOW_BLOCKS
+        from samrt.memory import PILLOW_BLOCK_BYTES, PILLOW_BLOCKS
 
-        # Pillow keeps freed image blocks for reuse instead of mapping them afresh.
+        # Pillow keeps freed image blocks, all of one small size, for reuse instead of mapping
+        # them afresh.
         assert Image.core.get_blocks_max() >= PILLOW_BLOCKS
+        assert Image.core.get_block_size() <= PILLOW_BLOCK_BYTES
 
 
 def test_resident_memory_stays_within_50_mb_after_warmup(random_tiny_engine, tmp_path):

@@ -121,3 +121,20 @@ def test_reused_scratch_never_leaks_into_results():
         binarize_masks(_smooth_logits(2, seed=22), original, reshaped, threshold=0.5)
     assert np.array_equal(first, kept)
     assert np.array_equal(first, upscale_masks(first_low, (1500, 2250), (683, 1024)) > 0)
+
+
+def test_scratch_stays_bounded_for_many_masks_on_a_small_image(monkeypatch):
+    """Bands bound the float32 resized frame too: 24 masks shrinking from a 1024 x 1024 frame
+    to 64 x 64 once took a 100 MB frame in one band, kept in the thread's buffers for good."""
+    import samrt.parallel as parallel
+    import samrt.upscale as upscale
+
+    monkeypatch.setattr(upscale, "worker_count", lambda: 1)
+    monkeypatch.setattr(parallel, "worker_count", lambda: 1)  # bands run here, on this thread
+    upscale._scratch.__dict__.pop("buffers", None)
+    low = np.random.default_rng(5).normal(size=(24, 256, 256)).astype(np.float32)
+    for scale in (3.0, 0.001):  # noise-like (exact path) and near-constant (boundary path)
+        masks = binarize_masks(low * scale + 0.5, (64, 64), (1024, 1024))
+        assert np.array_equal(masks, upscale_masks(low * scale + 0.5, (64, 64), (1024, 1024)) > 0)
+    largest = max(buffer.nbytes for buffer in upscale._scratch.buffers.values())
+    assert largest <= 2 * upscale._BAND_BYTES
