@@ -103,22 +103,30 @@ def bench_engine(engine_dir: str | Path, *, settings: BenchSettings | None = Non
     results["preprocess"] = measure(lambda: runtime.processor.preprocess_image(image),
                                     repeat=settings.decoder_runs, warmup=settings.warmup).to_dict()
     pixels, _, _ = runtime.processor.preprocess_image(image)
+
+    def encode() -> None:
+        runtime.encoder.infer({"pixel_values": pixels[None]})
+
     say("encoder")
     # What a service's first request pays after SamRuntime.load(warmup=True); measure() below
     # reports the steady state after its own warm-up.
-    started = time.perf_counter()
-    runtime.encoder.infer({"pixel_values": pixels[None]})
-    results["encoder_first_call_after_warmup_ms"] = round((time.perf_counter() - started) * 1e3, 3)
-    results["encoder"] = measure(lambda: runtime.encoder.infer({"pixel_values": pixels[None]}),
-                                 repeat=settings.encoder_runs, warmup=settings.warmup).to_dict()
+    results["encoder_first_call_after_warmup_ms"] = measure(encode, repeat=1, warmup=0).p50_ms
+    results["encoder"] = measure(encode, repeat=settings.encoder_runs, warmup=settings.warmup).to_dict()
     embedding = runtime.embed(image)
     say("decoder, 1 prompt")
     single = _point_feeds(runtime, embedding, 1, rng)
-    results["decoder_n1"] = measure(lambda: runtime.decoder.infer(single), repeat=settings.decoder_runs,
-                                    warmup=settings.warmup).to_dict()
+
+    def decode_single() -> None:
+        runtime.decoder.infer(single)
+
+    results["decoder_n1"] = measure(decode_single, repeat=settings.decoder_runs, warmup=settings.warmup).to_dict()
     say(f"decoder, {settings.batch_prompts} prompts in one call")
     batch = _point_feeds(runtime, embedding, settings.batch_prompts, rng)
-    stats = measure(lambda: runtime.decoder.infer(batch), repeat=settings.batch_runs, warmup=1)
+
+    def decode_batch() -> None:
+        runtime.decoder.infer(batch)
+
+    stats = measure(decode_batch, repeat=settings.batch_runs, warmup=1)
     results["decoder_batch"] = {"prompts": settings.batch_prompts, **stats.to_dict(),
                                 "p50_ms_per_prompt": round(stats.p50_ms / settings.batch_prompts, 3)}
     say(f"decoder, 1 prompt and {settings.batch_prompts} alternating ({settings.batch_runs} rounds)")
@@ -127,8 +135,8 @@ def bench_engine(engine_dir: str | Path, *, settings: BenchSettings | None = Non
     # one batch) and reported as the median of the rounds' ratios.
     ratios = []
     for _ in range(settings.batch_runs):
-        one = measure(lambda: runtime.decoder.infer(single), repeat=max(1, settings.decoder_runs // 4), warmup=1)
-        many = measure(lambda: runtime.decoder.infer(batch), repeat=1, warmup=0)
+        one = measure(decode_single, repeat=max(1, settings.decoder_runs // 4), warmup=1)
+        many = measure(decode_batch, repeat=1, warmup=0)
         ratios.append(round(many.p50_ms / settings.batch_prompts / one.p50_ms, 3))
     results["decoder_batch_vs_single_in_rounds"] = {"per_prompt_ratio_per_round": ratios,
                                                     "median": round(float(np.median(ratios)), 3)}

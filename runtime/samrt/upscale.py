@@ -280,7 +280,8 @@ def binarize_masks_at(
     flat = masks.reshape(-1, *masks.shape[-2:])
     height, width = _int_pair(original_size)
     outs = [np.empty((flat.shape[0], height, width), dtype=bool) for _ in thresholds]
-    plan = _binarize_plan(flat.shape[-2:], (height, width), *(_int_pair(size) for size in (reshaped_size, pad_size)))
+    reshaped = _int_pair(reshaped_size)
+    plan = _binarize_plan(flat.shape[-2:], (height, width), reshaped, _int_pair(pad_size))
     rows, cols, first_rows = plan.rows, plan.cols, plan.first_rows
 
     def run(band: tuple[int, int]) -> None:
@@ -305,15 +306,16 @@ def binarize_masks_at(
         # Bands bound the output and the float32 resized frame they work on: the latter is the
         # larger one when many masks shrink to a small image (64 prompts x 3 masks on a 64 x 64
         # image: 805 MB of frame for 0.8 MB of output), and it sets the per-thread buffers.
-        frame_bytes = 4 * flat.shape[0] * int(reshaped_size[0]) * int(reshaped_size[1])
+        frame_bytes = 4 * flat.shape[0] * reshaped[0] * reshaped[1]
         parallel_map(run, split_range(height, _band_count(max(flat.shape[0] * height * width, frame_bytes))))
     return [out.reshape(*lead, height, width) for out in outs]
 
 
-# Output bytes per band (all masks). Each band runs ~40 NumPy calls; with two threads, more
-# and smaller bands measured slower (2250 x 1500, 3 masks, 2 cores: 4 MB bands 8.6-10 ms,
-# 8 MB bands, i.e. one per thread, 6.9-7.8 ms; 1 MB bands 15-17 ms), while one thread
-# barely cared. The per-thread scratch buffers grow with the band: ~9 MB each at 8 MB.
+# Bytes per band, all masks: of bool output, or of the float32 resized frame where that is
+# larger. Each band runs ~40 NumPy calls; with two threads, more and smaller bands measured
+# slower (2250 x 1500, 3 masks, 2 cores: 4 MB bands 8.6-10 ms, 8 MB bands, i.e. one per thread,
+# 6.9-7.8 ms; 1 MB bands 15-17 ms), while one thread barely cared. The per-thread scratch
+# buffers grow with the band, to a few times its size.
 _BAND_BYTES = 8 << 20
 
 
