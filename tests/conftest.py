@@ -98,6 +98,15 @@ def meta_checkpoint(tiny_model, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_engine(tiny_model, tmp_path_factory):
+    """The engine directory exported from ``tiny_model`` (each tiny config), shared read-only by
+    every module that needs it: torch's exporter takes ~15-35 s per export on 2 cores."""
+    from samexport.export import export_model
+
+    return export_model(tiny_model, tmp_path_factory.mktemp("engines") / "tiny", source="test", source_sha256=None)
+
+
+@pytest.fixture(scope="session")
 def random_tiny_engine(tmp_path_factory):
     """One ``random:tiny`` engine directory (exactly what ``samexport export --model random:tiny``
     writes), shared read-only: tests that damage an engine copy it first."""

@@ -145,11 +145,8 @@ def test_bad_generate_arguments_name_the_argument(meta_pair, photo, kwargs, argu
 
 
 @pytest.fixture(scope="module")
-def hf_runtime(tiny_model, tmp_path_factory):
-    from samexport.export import export_model
-
-    engine = export_model(tiny_model, tmp_path_factory.mktemp("amg_hf") / "tiny", source="test", source_sha256=None)
-    return SamRuntime.load(engine, backend="onnxruntime")
+def hf_runtime(tiny_engine):
+    return SamRuntime.load(tiny_engine, backend="onnxruntime")
 
 
 @pytest.mark.parametrize("crop_n_layers", [0, 1])

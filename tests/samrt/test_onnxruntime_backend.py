@@ -7,14 +7,10 @@ import pytest
 from samrt.backends.onnxruntime import DECODER_DISABLED_OPTIMIZERS, OnnxRuntimeRunner, decoder_rows_per_call
 from samrt.errors import InvalidInputError
 
-from samexport.export import export_decoder
-
 
 @pytest.fixture(scope="module")
-def decoder_path(tiny_model, tmp_path_factory):
-    path = tmp_path_factory.mktemp("engine") / "decoder.onnx"
-    export_decoder(tiny_model, path)
-    return path
+def decoder_path(tiny_engine):
+    return tiny_engine / "decoder.onnx"
 
 
 def _feeds(path, prompts: int, points: int, seed: int = 0) -> dict[str, np.ndarray]:

@@ -16,10 +16,8 @@ sam_pil = pytest.importorskip("transformers.models.sam.image_processing_pil_sam"
 
 
 @pytest.fixture(scope="session")
-def engine_dir(tiny_model, tmp_path_factory):
-    from samexport.export import export_model
-
-    return export_model(tiny_model, tmp_path_factory.mktemp("engines") / "tiny", source="test", source_sha256=None)
+def engine_dir(tiny_engine):
+    return tiny_engine
 
 
 @pytest.fixture(scope="session")
