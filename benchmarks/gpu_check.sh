@@ -13,7 +13,7 @@
 #
 # Steps (each bounded: 150 + 120 + 180 + 120 s at most, inside one 600 s call):
 #   1. environment.txt: nvidia-smi, python, torch/CUDA, onnxruntime providers, tensorrt, cuda-bindings
-#   2. install samexport + samrt from the working tree without dependencies (plus wheels/*.whl)
+#   2. samexport + samrt from the working tree on PYTHONPATH, wheels/*.whl installed if carried
 #   3. tests/gpu (marker gpu): TensorRT fp32/fp16 engines of tiny models against the reference;
 #      they skip with the reason where TensorRT is missing, and the log says so
 #   4. where TensorRT or onnxruntime's CUDA provider exists: export random:vit_b and
@@ -51,9 +51,14 @@ EOF
 } > "$OUT/environment.txt" 2>&1
 cat "$OUT/environment.txt"
 
-"$PY" -m pip install --quiet --no-deps --no-index --no-build-isolation ./runtime . wheels/*.whl > "$OUT/install.txt" 2>&1 \
-    || "$PY" -m pip install --quiet --no-deps --no-index --no-build-isolation ./runtime . >> "$OUT/install.txt" 2>&1 \
-    || { echo "install failed: see install.txt"; exit 1; }
+# samexport and samrt straight from the working tree (nothing to build there); carried wheels
+# (pure-Python polygraphy) installed without an index.
+export PYTHONPATH="$PWD/runtime:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+if compgen -G "wheels/*.whl" > /dev/null; then
+    "$PY" -m pip install --quiet --no-deps --no-index wheels/*.whl > "$OUT/install.txt" 2>&1 \
+        || { echo "installing wheels/ failed: see install.txt"; exit 1; }
+fi
+SAMEXPORT=("$PY" -m samexport.cli)
 
 timeout 150 "$PY" -m pytest -q -m gpu tests/gpu -k "not vit_b" 2>&1 | tee "$OUT/gpu_tests.txt"
 
@@ -68,13 +73,13 @@ if [ -z "$backend" ]; then
     exit 0
 fi
 engines=$(mktemp -d)
-timeout 120 samexport export --model random:vit_b --out "$engines/vit_b" 2>&1 | tee "$OUT/bench.txt"
+timeout 120 "${SAMEXPORT[@]}" export --model random:vit_b --out "$engines/vit_b" 2>&1 | tee "$OUT/bench.txt"
 if [ "$backend" = tensorrt ]; then
-    timeout 180 samexport build "$engines/vit_b" --precision fp16 --target tensorrt --out "$engines/vit_b-trt-fp16" \
+    timeout 180 "${SAMEXPORT[@]}" build "$engines/vit_b" --precision fp16 --target tensorrt --out "$engines/vit_b-trt-fp16" \
         2>&1 | tee -a "$OUT/bench.txt"
     target="$engines/vit_b-trt-fp16"
 else
     target="$engines/vit_b"
 fi
-timeout 120 samexport bench "$target" --backend "$backend" --out "$OUT/bench_vit_b_${backend}_cuda.json" \
+timeout 120 "${SAMEXPORT[@]}" bench "$target" --backend "$backend" --out "$OUT/bench_vit_b_${backend}_cuda.json" \
     2>&1 | tee -a "$OUT/bench.txt"
