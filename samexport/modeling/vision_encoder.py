@@ -67,17 +67,21 @@ class VisionAttention(nn.Module):
             self.rel_pos_w = nn.Parameter(torch.zeros(2 * grid_size - 1, head_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, height, width, channels = x.shape
+        """[B, H, W, C] -> [B, H, W, C]."""
+        return self.proj(self.attend(self.qkv(x)))
+
+    def attend(self, qkv: torch.Tensor) -> torch.Tensor:
+        """The attention between the projections: qkv [B, H, W, 3C] -> [B, H, W, C] (before ``proj``)."""
+        batch, height, width, _ = qkv.shape
         tokens = height * width
-        qkv = self.qkv(x).reshape(batch, tokens, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        qkv = qkv.reshape(batch, tokens, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.reshape(3, batch * self.num_heads, tokens, -1).unbind(0)
         logits = (q * self.scale) @ k.transpose(-2, -1)
         if self.use_rel_pos:
             logits = logits + self._relative_bias(q, height, width)
         probs = logits.softmax(dim=-1)
         out = (probs @ v).reshape(batch, self.num_heads, height, width, -1)
-        out = out.permute(0, 2, 3, 1, 4).reshape(batch, height, width, channels)
-        return self.proj(out)
+        return out.permute(0, 2, 3, 1, 4).reshape(batch, height, width, -1)
 
     def _relative_bias(self, q: torch.Tensor, height: int, width: int) -> torch.Tensor:
         """[B*heads, HW, HW] bias: q·R_h(row) + q·R_w(col), computed per axis."""
@@ -132,9 +136,16 @@ class VisionLayer(nn.Module):
         residual = x
         x = self.layer_norm1(x)
         if self.window_size > 0:
+            # qkv and proj act token by token, so they run on the H x W tokens only, not on the
+            # windows' zero padding (64 -> 70 on ViT-B: 20 % more tokens). A padding token's
+            # qkv is the bias alone, so the bias is added after padding: the same result as
+            # projecting the padded windows, ~3 % less arithmetic for the ViT-B encoder.
             height, width = x.shape[1], x.shape[2]
-            windows, hp, wp = window_partition(x, self.window_size)
-            x = window_unpartition(self.attn(windows), self.window_size, (hp, wp), (height, width))
+            windows, hp, wp = window_partition(F.linear(x, self.attn.qkv.weight), self.window_size)
+            if self.attn.qkv.bias is not None:
+                windows = windows + self.attn.qkv.bias
+            attended = window_unpartition(self.attn.attend(windows), self.window_size, (hp, wp), (height, width))
+            x = self.attn.proj(attended)
         else:
             x = self.attn(x)
         x = residual + x
