@@ -51,7 +51,7 @@ def encoder_gflop(*, hidden: int, mlp: int, layers: int, heads: int, window: int
     return total / 1e9
 
 
-def _session(model: str | bytes, threads: int):
+def cpu_session(model: str | bytes, threads: int):
     """An onnxruntime CPU session of a graph file path or serialised graph."""
     import onnxruntime as ort
 
@@ -71,19 +71,25 @@ def _time(session, feed: dict, runs: int) -> list[float]:
     return times
 
 
-def gemm_ceiling(threads: int, runs: int = 10) -> float:
+def matmul_model(weight: np.ndarray, rows: int):
+    """An ONNX graph of one MatMul: ``A`` float32 [rows, K] times the constant ``weight`` [K, N]
+    -> ``C`` [rows, N] (the shape of one ViT-B weight MatMul with rows = 4096 tokens)."""
     from onnx import TensorProto, helper, numpy_helper
 
-    rng = np.random.default_rng(0)
-    weight = rng.random((768, 3072), dtype=np.float32)
+    k, n = weight.shape
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["A", "B"], ["C"])], "gemm",
-        [helper.make_tensor_value_info("A", TensorProto.FLOAT, [4096, 768])],
-        [helper.make_tensor_value_info("C", TensorProto.FLOAT, [4096, 3072])],
+        [helper.make_tensor_value_info("A", TensorProto.FLOAT, [rows, k])],
+        [helper.make_tensor_value_info("C", TensorProto.FLOAT, [rows, n])],
         [numpy_helper.from_array(weight, "B")],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    session = _session(model.SerializeToString(), threads)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def gemm_ceiling(threads: int, runs: int = 10) -> float:
+    rng = np.random.default_rng(0)
+    model = matmul_model(rng.random((768, 3072), dtype=np.float32), 4096)
+    session = cpu_session(model.SerializeToString(), threads)
     times = _time(session, {"A": rng.random((4096, 768), dtype=np.float32)}, runs)
     return 2 * 4096 * 768 * 3072 / float(np.median(times)) / 1e9
 
@@ -102,7 +108,7 @@ def main() -> None:
     ceiling = gemm_ceiling(args.threads)
     gflop = encoder_gflop(hidden=768, mlp=3072, layers=12, heads=12, window=14, global_layers=4)
     pixels = np.random.default_rng(0).normal(size=(1, 3, 1024, 1024)).astype(np.float32)
-    ours = _session(str(args.engine / "encoder.onnx"), args.threads)
+    ours = cpu_session(str(args.engine / "encoder.onnx"), args.threads)
     ours_times = _time(ours, {ours.get_inputs()[0].name: pixels}, args.runs)
     del ours
     torch.manual_seed(0)
@@ -111,7 +117,7 @@ def main() -> None:
         warnings.simplefilter("ignore")
         path = str(Path(tmp) / "sa_encoder.onnx")
         torch.onnx.export(meta_encoder, (torch.from_numpy(pixels),), path, opset_version=17, dynamo=False)
-        naive = _session(path, args.threads)
+        naive = cpu_session(path, args.threads)
         naive_times = _time(naive, {naive.get_inputs()[0].name: pixels}, args.runs)
     rows = {}
     for name, times in (("samexport_encoder", ours_times), ("segment_anything_naive_export", naive_times)):

@@ -27,25 +27,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from encoder_ceiling import cpu_session, matmul_model  # sibling script: its folder is on sys.path
 
 from samexport.timing import describe_machine, measure
 
 TOKENS = 4096
 SHAPES = {"mlp_lin1": (768, 3072, "layernorm"), "mlp_lin2": (3072, 768, "gelu"), "attn_qkv": (768, 2304, "layernorm")}
-
-
-def _fp32_model(weight: np.ndarray):
-    from onnx import TensorProto, helper, numpy_helper
-
-    k, n = weight.shape
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "weight"], ["y"])], "matmul",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, TOKENS, k])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, TOKENS, n])],
-        [numpy_helper.from_array(weight, "weight")])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 9
-    return model
 
 
 def write_schemes(weight: np.ndarray, directory: Path) -> dict[str, Path]:
@@ -56,7 +43,7 @@ def write_schemes(weight: np.ndarray, directory: Path) -> dict[str, Path]:
 
     logging.getLogger().setLevel(logging.ERROR)  # the quantisers log advice at import and per call
     paths = {"fp32": directory / "fp32.onnx"}
-    onnx.save(_fp32_model(weight), str(paths["fp32"]))
+    onnx.save(matmul_model(weight, TOKENS), str(paths["fp32"]))
     for name, per_channel in (("dynamic", False), ("dynamic_per_channel", True)):
         paths[name] = directory / f"{name}.onnx"
         quantize_dynamic(str(paths["fp32"]), str(paths[name]), weight_type=QuantType.QInt8, per_channel=per_channel)
@@ -72,7 +59,7 @@ def write_schemes(weight: np.ndarray, directory: Path) -> dict[str, Path]:
 
 
 def _activations(rng: np.random.Generator, k: int, kind: str) -> np.ndarray:
-    x = rng.normal(size=(1, TOKENS, k)).astype(np.float32)
+    x = rng.normal(size=(TOKENS, k)).astype(np.float32)
     if kind == "gelu":  # tanh form of GELU: the same distribution of values for this purpose
         x = (0.5 * x * (1.0 + np.tanh(0.7978845608 * (x + 0.044715 * x**3)))).astype(np.float32)
     return x
@@ -85,25 +72,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "int8_schemes_cpu.json")
     args = parser.parse_args()
-    import onnxruntime as ort
-
     rng = np.random.default_rng(0)
     rows = []
     for shape_name, (k, n, kind) in SHAPES.items():
         weight = (rng.normal(size=(k, n)) * 0.02).astype(np.float32)
         x = _activations(rng, k, kind)
-        exact = x[0].astype(np.float64) @ weight.astype(np.float64)
+        exact = x.astype(np.float64) @ weight.astype(np.float64)
         with tempfile.TemporaryDirectory() as tmp:
             paths = write_schemes(weight, Path(tmp))
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = args.threads
-            sessions = {name: ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-                        for name, path in paths.items()}
+            sessions = {name: cpu_session(str(path), args.threads) for name, path in paths.items()}
             errors = {}
             for name, session in sessions.items():
-                y = session.run(None, {"x": x})[0][0].astype(np.float64)
+                y = session.run(None, {"A": x})[0].astype(np.float64)
                 errors[name] = float(np.linalg.norm(y - exact) / np.linalg.norm(exact))
-            rounds = [{name: measure(lambda s=session: s.run(None, {"x": x}), repeat=args.repeat).p50_ms
+            rounds = [{name: measure(lambda s=session: s.run(None, {"A": x}), repeat=args.repeat).p50_ms
                        for name, session in sessions.items()} for _ in range(args.rounds)]
         row = {
             "matmul": shape_name, "tokens": TOKENS, "k": k, "n": n, "activations": kind,
