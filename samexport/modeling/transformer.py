@@ -32,12 +32,61 @@ class Attention(nn.Module):
         return x.reshape(batch, tokens, self.num_heads, width // self.num_heads).transpose(1, 2)
 
     def forward(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        """The plain form, for the tokens' self-attention: query, key, value [M, T, C] -> [M, T, C]."""
         q = self._heads(self.q_proj(query))
         k = self._heads(self.k_proj(key))
         v = self._heads(self.v_proj(value))
         probs = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
         out = (probs @ v).transpose(1, 2)
         return self.out_proj(out.reshape(out.shape[0], out.shape[1], -1))
+
+    # The two cross-attentions never project the image. A head's logit q_h . (W_h x + b_h) equals
+    # (W_h^T q_h) . x + q_h . b_h, and sum_n p_n (W_h x_n + b_h) = W_h (sum_n p_n x_n) + b_h when
+    # the p_n sum to 1; so the few token-side vectors are carried into the image's C channels
+    # instead of the HW image vectors into the heads. For T tokens and H heads that is two
+    # [H*T, C] x [C, HW] products per attention in place of two or three [HW, C] x [C, C/r]
+    # projections (ViT-B decoder, T = 7: 59M instead of 134M multiply-adds each) and no
+    # [HW, heads, d] transposes. Same arithmetic up to float reassociation.
+
+    def _per_head(self, linear: nn.Linear) -> torch.Tensor:
+        """A projection's weight [inner, C] as [H, d, C] (head h's rows)."""
+        return linear.weight.reshape(self.num_heads, -1, linear.weight.shape[1])
+
+    def _tokens_into_image_space(self, tokens: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
+        """tokens [M, T, inner] (already projected) -> [M, H*T, C]: row (h, t) is W_h^T tokens_h[t]."""
+        heads = self._heads(tokens)  # [M, H, T, d]
+        carried = heads @ self._per_head(linear)  # [M, H, T, C]
+        return carried.reshape(carried.shape[0], -1, carried.shape[-1])
+
+    def attend_to_image(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        """Tokens attend to the image: query [M, T, C], key and value [M|1, HW, C] -> [M, T, C].
+
+        k_proj's bias adds one constant per (head, token) row of logits, which the softmax over
+        the image cancels, so it is not applied.
+        """
+        q = self.q_proj(query) * self.scale
+        logits = self._tokens_into_image_space(q, self.k_proj) @ key.transpose(-2, -1)  # [M, H*T, HW]
+        mixed = logits.softmax(dim=-1) @ value  # [M, H*T, C]: each head's average image vector
+        m, tokens = query.shape[0], query.shape[1]
+        mixed = mixed.reshape(m, self.num_heads, tokens, -1)
+        heads = mixed @ self._per_head(self.v_proj).transpose(-2, -1)  # [M, H, T, d]
+        out = heads.transpose(1, 2).reshape(m, tokens, -1) + self.v_proj.bias
+        return self.out_proj(out)
+
+    def attend_from_image(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        """The image attends to the tokens: query [M, HW, C], key and value [M, T, C] -> [M, HW, C]."""
+        k = self.k_proj(key) * self.scale
+        carried_k = self._tokens_into_image_space(k, self.q_proj)  # [M, H*T, C]
+        # q_proj's bias gives each (head, token) column its own constant: q_b,h . k_h[t]
+        bias = self._heads(k) @ self.q_proj.bias.reshape(self.num_heads, -1, 1)  # [M, H, T, 1]
+        logits = query @ carried_k.transpose(-2, -1) + bias.reshape(bias.shape[0], 1, -1)
+        m, pixels, tokens = query.shape[0], query.shape[1], key.shape[1]
+        probs = logits.reshape(m, pixels, self.num_heads, tokens).softmax(dim=-1)
+        # out_proj(concat_h sum_t p v_h[t]) = sum_(h,t) p (W_out,h v_h[t]) + b_out
+        out_per_head = self.out_proj.weight.reshape(-1, self.num_heads, self.out_proj.weight.shape[1] // self.num_heads)
+        carried_v = self._heads(self.v_proj(value)) @ out_per_head.permute(1, 2, 0)  # [M, H, T, C]
+        carried_v = carried_v.reshape(m, -1, carried_v.shape[-1])
+        return probs.reshape(m, pixels, -1) @ carried_v + self.out_proj.bias
 
 
 class TwoWayAttentionBlock(nn.Module):
@@ -68,11 +117,11 @@ class TwoWayAttentionBlock(nn.Module):
         queries = self.layer_norm1(queries)
 
         q, k = queries + query_pe, keys + key_pe
-        queries = self.layer_norm2(queries + self.cross_attn_token_to_image(q, k, keys))
+        queries = self.layer_norm2(queries + self.cross_attn_token_to_image.attend_to_image(q, k, keys))
         queries = self.layer_norm3(queries + self.mlp(queries))
 
         q, k = queries + query_pe, keys + key_pe
-        keys = self.layer_norm4(keys + self.cross_attn_image_to_token(k, q, queries))
+        keys = self.layer_norm4(keys + self.cross_attn_image_to_token.attend_from_image(k, q, queries))
         return queries, keys
 
 
@@ -101,5 +150,5 @@ class TwoWayTransformer(nn.Module):
         for layer in self.layers:
             queries, keys = layer(queries, keys, tokens, key_pe)
         q, k = queries + tokens, keys + key_pe
-        queries = self.layer_norm_final_attn(queries + self.final_attn_token_to_image(q, k, keys))
+        queries = self.layer_norm_final_attn(queries + self.final_attn_token_to_image.attend_to_image(q, k, keys))
         return queries, keys
