@@ -89,6 +89,7 @@ class MaskDecoder(nn.Module):
         """x [M, L, C_in] channels-last -> [M, L*4, C_out] (each pixel -> its 2x2 block, (a, b) order)."""
         c_in, c_out = conv.weight.shape[:2]
         weight = conv.weight.permute(0, 2, 3, 1).reshape(c_in, 4 * c_out)
-        # bias repeated per (a, b) so it broadcasts over the last axis only (a cheap Add)
-        y = x @ weight + conv.bias.repeat(4)
+        # bias repeated per (a, b) so it broadcasts over the last axis only; the product on 2-D
+        # pixels lets onnxruntime fuse the bias into one Gemm (a 3-D MatMul keeps a separate Add)
+        y = x.reshape(-1, c_in) @ weight + conv.bias.repeat(4)
         return y.reshape(x.shape[0], -1, c_out)
