@@ -44,7 +44,11 @@ PROMPTS = {
 }
 
 
-def _hf_reference(hf_model, image, prompt, multimask, mask_input=None):
+def _hf_reference(hf_model, image, prompt, multimask, mask_input=None, embeddings_cache=None):
+    """transformers' logits at the original size and iou_scores for one image and prompt.
+
+    embeddings_cache: a dict kept across calls on the same image, so that transformers' own
+    vision encoder runs once for it (its image_embeddings are passed to later calls)."""
     processor = transformers.SamProcessor(image_processor=sam_pil.SamImageProcessorPil())
     kwargs = {}
     if "points" in prompt:
@@ -57,7 +61,13 @@ def _hf_reference(hf_model, image, prompt, multimask, mask_input=None):
     if mask_input is not None:
         model_kwargs["input_masks"] = torch.from_numpy(mask_input[:1, 0])[None]
     with torch.no_grad():
-        out = hf_model(pixel_values=inputs["pixel_values"], multimask_output=multimask, **model_kwargs)
+        if embeddings_cache is None:
+            model_kwargs["pixel_values"] = inputs["pixel_values"]
+        else:
+            if "image_embeddings" not in embeddings_cache:
+                embeddings_cache["image_embeddings"] = hf_model.get_image_embeddings(inputs["pixel_values"])
+            model_kwargs["image_embeddings"] = embeddings_cache["image_embeddings"]
+        out = hf_model(multimask_output=multimask, **model_kwargs)
     logits = processor.image_processor.post_process_masks(
         out.pred_masks, inputs["original_sizes"], inputs["reshaped_input_sizes"], binarize=False
     )[0].numpy()
