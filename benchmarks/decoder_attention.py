@@ -5,9 +5,9 @@ without projecting the 64x64 image (``attend_to_image`` / ``attend_from_image``)
 exports the ViT-B decoder (random weights: speed does not depend on them) twice, once as it
 ships and once with every cross-attention routed through the plain ``Attention.forward``
 (project q, k, v into heads, softmax, out_proj), then in one run on the same machine:
-  * times both graphs on onnxruntime's CPU provider with samrt's decoder settings (no arena, no
-    memory pattern, no spinning, SkipLayerNormFusion off), one prompt per run, in alternating
-    rounds, for P = 2 (a point or a box) and P = 17 (samexport build's --max-points 16 + pad);
+  * times both graphs on onnxruntime's CPU provider with the runner ``SamRuntime.load`` builds
+    (arena on, no memory pattern, no spinning, SkipLayerNormFusion off, one prompt per run), in
+    alternating rounds, for P = 2 (a point or a box) and P = 17 (samexport build's --max-points 16 + pad);
   * compares their outputs (iou_scores, low_res_masks) on the same feeds.
 
     python benchmarks/decoder_attention.py [--rounds 7] [--out benchmarks/results/decoder_attention_vit_b_cpu.json]
@@ -42,9 +42,11 @@ def textbook_cross_attention():
 
 
 def decoder_session(path: Path):
-    from samrt.backends.onnxruntime import DECODER_DISABLED_OPTIMIZERS, OnnxRuntimeRunner
+    """The decoder runner exactly as ``SamRuntime.load`` builds it for the CPU provider."""
+    from samrt.backends.onnxruntime import DECODER_DISABLED_OPTIMIZERS, OnnxRuntimeRunner, decoder_rows_per_call
 
-    return OnnxRuntimeRunner(path, providers=["CPUExecutionProvider"], arena=False,
+    rows = decoder_rows_per_call(["CPUExecutionProvider"])
+    return OnnxRuntimeRunner(path, providers=["CPUExecutionProvider"], arena=rows == 1, max_rows=rows,
                              disabled_optimizers=DECODER_DISABLED_OPTIMIZERS)
 
 

@@ -59,10 +59,11 @@ class OnnxRuntimeRunner:
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # The decoder runs without onnxruntime's CPU arena: the arena grows on every new input
-        # shape (N prompts; onnxruntime #11118) and keeps what it took. Measured on the ViT-B
-        # decoder: same latency. The encoder's input shape is fixed, so it keeps its arena (its
-        # large tensors would otherwise be page-faulted in on every call).
+        # arena=False for a graph whose input shapes vary without bound: onnxruntime's CPU
+        # arena grows on every new input shape (onnxruntime #11118) and keeps what it took.
+        # SamRuntime keeps it for the encoder (fixed shape) and for the CPU decoder (one prompt
+        # per run, so only the point count varies); its large tensors would otherwise be
+        # page-faulted in on every call.
         options.enable_cpu_mem_arena = arena
         if threads:
             options.intra_op_num_threads = threads
