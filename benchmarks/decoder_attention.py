@@ -43,7 +43,11 @@ def textbook_cross_attention():
 
 def decoder_session(path: Path):
     """The decoder runner exactly as ``SamRuntime.load`` builds it for the CPU provider."""
-    from samrt.backends.onnxruntime import DECODER_DISABLED_OPTIMIZERS, OnnxRuntimeRunner, decoder_rows_per_call
+    from samrt.backends.onnxruntime import (
+        DECODER_DISABLED_OPTIMIZERS,
+        OnnxRuntimeRunner,
+        decoder_rows_per_call,
+    )
 
     rows = decoder_rows_per_call(["CPUExecutionProvider"])
     return OnnxRuntimeRunner(path, providers=["CPUExecutionProvider"], arena=rows == 1, max_rows=rows,
