@@ -431,11 +431,17 @@ def _tap_matrix(taps, in_size: int) -> np.ndarray:
     return matrix
 
 
+# Cached: automatic mask generation upscales every batch of masks of an image (or crop) with the
+# same two matrices, and building one (np.add.at, then a product) took ~11 ms per call, 8.7 s of
+# a 93 s ViT-B run. At most 8 entries of at most out_size x 256 float32 (4 MB at 4000 pixels).
+@functools.lru_cache(maxsize=8)
 def _composed_matrix(in_size: int, pad: int, reshaped: int, out_size: int) -> np.ndarray:
-    """float32 [out_size, in_size]: the two bilinear steps along one axis (upscale to the padded
-    frame, crop to ``reshaped``, resize to ``out_size``) as one matrix."""
+    """float32 [out_size, in_size], read-only: the two bilinear steps along one axis (upscale to
+    the padded frame, crop to ``reshaped``, resize to ``out_size``) as one matrix."""
     first = _tap_matrix(linear_taps(in_size, pad, reshaped), in_size)
-    return _tap_matrix(linear_taps(reshaped, out_size), reshaped) @ first
+    matrix = _tap_matrix(linear_taps(reshaped, out_size), reshaped) @ first
+    matrix.flags.writeable = False
+    return matrix
 
 
 def upscale_masks_matmul(

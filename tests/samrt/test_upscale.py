@@ -138,3 +138,19 @@ def test_scratch_stays_bounded_for_many_masks_on_a_small_image(monkeypatch):
         assert np.array_equal(masks, upscale_masks(low * scale + 0.5, (64, 64), (1024, 1024)) > 0)
     largest = max(buffer.nbytes for buffer in upscale._scratch.buffers.values())
     assert largest <= 2 * upscale._BAND_BYTES
+
+
+def test_cached_axis_matrices_are_read_only_and_reused():
+    """upscale_masks_matmul's per-size matrices are cached (automatic mask generation reuses them
+    for every batch); a caller must not be able to poison the cache by writing into one."""
+    from samrt.upscale import _composed_matrix, upscale_masks_matmul
+
+    _composed_matrix.cache_clear()
+    first = _composed_matrix(256, 1024, 768, 300)
+    assert _composed_matrix(256, 1024, 768, 300) is first
+    with pytest.raises(ValueError):
+        first[0, 0] = 1.0
+    masks = np.random.default_rng(1).normal(size=(2, 256, 256)).astype(np.float32)
+    cold = upscale_masks_matmul(masks, (300, 400), (768, 1024))
+    warm = upscale_masks_matmul(masks, (300, 400), (768, 1024))
+    np.testing.assert_array_equal(cold, warm)
