@@ -46,7 +46,9 @@ class Attention(nn.Module):
     # instead of the HW image vectors into the heads. For T tokens and H heads that is two
     # [H*T, C] x [C, HW] products per attention in place of two or three [HW, C] x [C, C/r]
     # projections (ViT-B decoder, T = 7: 59M instead of 134M multiply-adds each) and no
-    # [HW, heads, d] transposes. Same arithmetic up to float reassociation.
+    # [HW, heads, d] transposes. Same arithmetic up to float reassociation. The products grow
+    # with H*T: past ~16 tokens (11 points in one prompt on ViT-B) they cost more than the
+    # projections (benchmarks/decoder_attention.py: 0.69x the time at 2 points, 1.11x at 17).
 
     def _per_head(self, linear: nn.Linear) -> torch.Tensor:
         """A projection's weight [inner, C] as [H, d, C] (head h's rows)."""
