@@ -19,12 +19,11 @@ import argparse
 import contextlib
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from samexport.timing import describe_machine
+from samexport.timing import describe_machine, measure
 
 
 @contextlib.contextmanager
@@ -43,15 +42,10 @@ def textbook_cross_attention():
 
 def decoder_session(path: Path):
     """The decoder runner exactly as ``SamRuntime.load`` builds it for the CPU provider."""
-    from samrt.backends.onnxruntime import (
-        DECODER_DISABLED_OPTIMIZERS,
-        OnnxRuntimeRunner,
-        decoder_rows_per_call,
-    )
+    from samrt.backends.onnxruntime import decoder_runner
 
-    rows = decoder_rows_per_call(["CPUExecutionProvider"])
-    return OnnxRuntimeRunner(path, providers=["CPUExecutionProvider"], arena=rows == 1, max_rows=rows,
-                             disabled_optimizers=DECODER_DISABLED_OPTIMIZERS)
+    cpu = ["CPUExecutionProvider"]
+    return decoder_runner(path, providers=cpu, running_on=cpu)
 
 
 def feeds(points: int, seed: int) -> dict[str, np.ndarray]:
@@ -93,12 +87,7 @@ def main() -> None:
             per_round: dict[str, list[float]] = {name: [] for name in runners}
             for _ in range(args.rounds):
                 for name, runner in runners.items():
-                    times = []
-                    for _ in range(args.runs):
-                        start = time.perf_counter()
-                        runner.infer(feed)
-                        times.append(time.perf_counter() - start)
-                    per_round[name].append(float(np.median(times)) * 1e3)
+                    per_round[name].append(measure(lambda r=runner: r.infer(feed), repeat=args.runs, warmup=0).p50_ms)
             ratios = [c / t for c, t in zip(per_round["carried"], per_round["textbook"], strict=True)]
             low = {name: out["low_res_masks"] for name, out in outputs.items()}
             results[f"points_{points}"] = {

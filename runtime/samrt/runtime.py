@@ -94,21 +94,12 @@ class SamRuntime:
             encoder, decoder = _tensorrt_runners(directory, record)
             runtime = cls(directory=directory, manifest=manifest, encoder=encoder, decoder=decoder, backend="tensorrt")
             return runtime.warmup() if warmup else runtime
-        from .backends.onnxruntime import (
-            DECODER_DISABLED_OPTIMIZERS,
-            OnnxRuntimeRunner,
-            decoder_rows_per_call,
-        )
+        from .backends.onnxruntime import OnnxRuntimeRunner, decoder_runner
 
         graphs = manifest["graphs"]
         encoder = OnnxRuntimeRunner(directory / graphs["encoder"]["file"], providers=providers)
-        rows = decoder_rows_per_call(encoder.providers)
-        # One prompt per run keeps the decoder's tensor sizes fixed, so its arena stops growing
-        # after the first call and its buffers are reused; with whole batches the arena grew on
-        # every new prompt count (onnxruntime #11118), so it ran without one.
-        decoder = OnnxRuntimeRunner(directory / graphs["decoder"]["file"], providers=providers,
-                                    disabled_optimizers=DECODER_DISABLED_OPTIMIZERS, arena=rows == 1,
-                                    max_rows=rows)
+        decoder = decoder_runner(directory / graphs["decoder"]["file"], providers=providers,
+                                 running_on=encoder.providers)
         runtime = cls(directory=directory, manifest=manifest, encoder=encoder, decoder=decoder, backend="onnxruntime")
         return runtime.warmup() if warmup else runtime
 

@@ -153,3 +153,18 @@ class OnnxRuntimeRunner:
 
     def close(self) -> None:
         self.session = None  # type: ignore[assignment]
+
+
+def decoder_runner(path: Path, *, providers: Sequence[str] | None, running_on: Sequence[str]) -> OnnxRuntimeRunner:
+    """The decoder graph's runner as SamRuntime uses it.
+
+    providers: the providers to ask for (None: :meth:`OnnxRuntimeRunner.default_providers`);
+    running_on: the providers the encoder's session actually got, which decide the prompts per
+    run (:func:`decoder_rows_per_call`). One prompt per run keeps the decoder's tensor sizes
+    fixed, so its arena stops growing after the first call and its buffers are reused; with
+    whole batches the arena grew on every new prompt count (onnxruntime #11118), so a batch
+    runner goes without one.
+    """
+    rows = decoder_rows_per_call(running_on)
+    return OnnxRuntimeRunner(path, providers=providers, disabled_optimizers=DECODER_DISABLED_OPTIMIZERS,
+                             arena=rows == 1, max_rows=rows)
