@@ -50,14 +50,14 @@ class Attention(nn.Module):
     # with H*T: past ~16 tokens (11 points in one prompt on ViT-B) they cost more than the
     # projections (benchmarks/decoder_attention.py: 0.69x the time at 2 points, 1.11x at 17).
 
-    def _per_head(self, linear: nn.Linear) -> torch.Tensor:
-        """A projection's weight [inner, C] as [H, d, C] (head h's rows)."""
-        return linear.weight.reshape(self.num_heads, -1, linear.weight.shape[1])
+    def _per_head(self, weight: torch.Tensor) -> torch.Tensor:
+        """A weight [inner, C] (inner indexed by head, then by d) as [H, d, C]."""
+        return weight.reshape(self.num_heads, -1, weight.shape[1])
 
     def _tokens_into_image_space(self, tokens: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
         """tokens [M, T, inner] (already projected) -> [M, H*T, C]: row (h, t) is W_h^T tokens_h[t]."""
         heads = self._heads(tokens)  # [M, H, T, d]
-        carried = heads @ self._per_head(linear)  # [M, H, T, C]
+        carried = heads @ self._per_head(linear.weight)  # [M, H, T, C]
         return carried.reshape(carried.shape[0], -1, carried.shape[-1])
 
     def attend_to_image(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
@@ -71,7 +71,7 @@ class Attention(nn.Module):
         mixed = logits.softmax(dim=-1) @ value  # [M, H*T, C]: each head's average image vector
         m, tokens = query.shape[0], query.shape[1]
         mixed = mixed.reshape(m, self.num_heads, tokens, -1)
-        heads = mixed @ self._per_head(self.v_proj).transpose(-2, -1)  # [M, H, T, d]
+        heads = mixed @ self._per_head(self.v_proj.weight).transpose(-2, -1)  # [M, H, T, d]
         out = heads.transpose(1, 2).reshape(m, tokens, -1) + self.v_proj.bias
         return self.out_proj(out)
 
@@ -85,8 +85,7 @@ class Attention(nn.Module):
         m, pixels, tokens = query.shape[0], query.shape[1], key.shape[1]
         probs = logits.reshape(m, pixels, self.num_heads, tokens).softmax(dim=-1)
         # out_proj(concat_h sum_t p v_h[t]) = sum_(h,t) p (W_out,h v_h[t]) + b_out
-        out_per_head = self.out_proj.weight.reshape(-1, self.num_heads, self.out_proj.weight.shape[1] // self.num_heads)
-        carried_v = self._heads(self.v_proj(value)) @ out_per_head.permute(1, 2, 0)  # [M, H, T, C]
+        carried_v = self._heads(self.v_proj(value)) @ self._per_head(self.out_proj.weight.T)  # [M, H, T, C]
         carried_v = carried_v.reshape(m, -1, carried_v.shape[-1])
         return probs.reshape(m, pixels, -1) @ carried_v + self.out_proj.bias
 
