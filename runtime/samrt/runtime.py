@@ -64,7 +64,8 @@ class SamRuntime:
 
     @classmethod
     def load(cls, directory: str | Path, *, backend: str = "auto", providers: list[str] | None = None,
-             warmup: bool = False, limit_heap_fragmentation: bool | int = True) -> SamRuntime:
+             warmup: bool = False, limit_heap_fragmentation: bool | int = True,
+             decoder_workers: int | None = None) -> SamRuntime:
         """Verify the manifest and artefact hashes, then load the graphs (and run ``warmup()``
         when ``warmup`` is True; ``ready()`` stays False until it has run).
 
@@ -75,7 +76,15 @@ class SamRuntime:
 
         backend: ``"auto"`` (TensorRT engines when present and TensorRT is importable, else
         onnxruntime), ``"onnxruntime"`` or ``"tensorrt"``.
+
+        decoder_workers: threads a ``predict`` of several prompts shares its prompts over on
+        onnxruntime's CPU provider (one prompt per thread at a time; see
+        ``samrt.backends.onnxruntime.decoder_row_workers``). None: the usable cores, at most 8;
+        1: prompts one after another (e.g. in a service that already runs a request per core).
         """
+        if decoder_workers is not None and (isinstance(decoder_workers, bool) or not isinstance(decoder_workers, int)
+                                            or decoder_workers < 1):
+            raise InvalidInputError("decoder_workers", decoder_workers, "None or an int >= 1")
         if backend not in ("auto", "onnxruntime", "tensorrt"):
             raise InvalidInputError("backend", backend, '"auto", "onnxruntime" or "tensorrt"')
         directory = Path(directory)
@@ -99,18 +108,23 @@ class SamRuntime:
         graphs = manifest["graphs"]
         encoder = OnnxRuntimeRunner(directory / graphs["encoder"]["file"], providers=providers)
         decoder = decoder_runner(directory / graphs["decoder"]["file"], providers=providers,
-                                 running_on=encoder.providers)
+                                 running_on=encoder.providers, workers=decoder_workers)
         runtime = cls(directory=directory, manifest=manifest, encoder=encoder, decoder=decoder, backend="onnxruntime")
         return runtime.warmup() if warmup else runtime
 
     # -- health ----------------------------------------------------------------------------------
     def warmup(self) -> SamRuntime:
-        """Run each graph once on a blank image and one prompt (first calls allocate the
-        backends' memory arenas and are several times slower). Returns self; ``ready()`` is
-        True afterwards. Raises InferenceError if a graph fails."""
+        """Run each graph once on a blank image, with one prompt and (where the decoder shares
+        a batch over threads) with one prompt per thread: first calls allocate the backends'
+        memory arenas and are several times slower. Returns self; ``ready()`` is True
+        afterwards. Raises InferenceError if a graph fails."""
         blank = np.zeros((self.image_size, self.image_size, 3), np.uint8)
         embedding = self.embed(blank)
-        self.predict(embedding, points=[[self.image_size / 2, self.image_size / 2]])
+        center = [self.image_size / 2, self.image_size / 2]
+        self.predict(embedding, points=[center])
+        workers = getattr(self.decoder, "row_workers", 1)
+        if workers > 1:
+            self.predict(embedding, points=[[center]] * workers)
         self._warm = True
         return self
 
@@ -141,7 +155,8 @@ class SamRuntime:
 
         On onnxruntime's CPU provider the decoder graph runs once per object (measured faster
         per object than one run over the batch, whose tensors outgrow the CPU caches; see
-        ``samrt.backends.onnxruntime.decoder_rows_per_call``); on a GPU the batch runs at once
+        ``samrt.backends.onnxruntime.decoder_rows_per_call``), the objects shared over
+        ``decoder_workers`` threads (see :meth:`load`); on a GPU the batch runs at once
         (TensorRT: in chunks of the engine's batch profile).
 
         points [N, P, 2] (or [P, 2] for one object) as (x, y) in original-image pixels;

@@ -1,11 +1,23 @@
-"""samrt.backends.onnxruntime: splitting a call into runs of at most ``max_rows`` prompts."""
+"""samrt.backends.onnxruntime: splitting a call into runs of at most ``max_rows`` prompts,
+and sharing those runs over threads."""
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+
 import numpy as np
 import pytest
-from samrt.backends.onnxruntime import DECODER_DISABLED_OPTIMIZERS, OnnxRuntimeRunner, decoder_rows_per_call
-from samrt.errors import InvalidInputError
+from samrt.backends.onnxruntime import (
+    DECODER_DISABLED_OPTIMIZERS,
+    MAX_ROW_WORKERS,
+    OnnxRuntimeRunner,
+    decoder_row_workers,
+    decoder_rows_per_call,
+    usable_cores,
+)
+from samrt.errors import InferenceError, InvalidInputError
 
 
 @pytest.fixture(scope="module")
@@ -62,3 +74,68 @@ def test_cpu_sessions_run_without_memory_pattern_or_spinning(decoder_path):
     first, second = (runner.infer(_feeds(decoder_path, prompts=2, points=2)) for _ in range(2))
     for name in first:
         np.testing.assert_array_equal(first[name], second[name])
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_runs_shared_over_threads_equal_one_run(decoder_path, workers):
+    feeds = _feeds(decoder_path, prompts=7, points=3, seed=1)
+    whole = OnnxRuntimeRunner(decoder_path, disabled_optimizers=DECODER_DISABLED_OPTIMIZERS).infer(feeds)
+    runner = OnnxRuntimeRunner(decoder_path, disabled_optimizers=DECODER_DISABLED_OPTIMIZERS, max_rows=1,
+                               row_workers=workers)
+    shared = runner.infer(feeds)
+    assert runner._row_session.get_session_options().intra_op_num_threads == 1
+    for name in whole:
+        assert shared[name].shape == whole[name].shape
+        np.testing.assert_allclose(shared[name], whole[name], atol=1e-5)
+    first = {name: (value[:1] if name in runner.row_inputs else value) for name, value in feeds.items()}
+    single = runner.infer(first)  # one run: the first session
+    np.testing.assert_allclose(single["iou_scores"][0], whole["iou_scores"][0], atol=1e-5)
+
+
+def test_shared_runs_take_turns_on_several_threads(decoder_path, monkeypatch):
+    runner = OnnxRuntimeRunner(decoder_path, max_rows=2, row_workers=2)
+    seen: list[tuple[int, int]] = []
+    run_rows = runner._run_rows
+
+    def slow_run_rows(session, feeds, start, outputs):
+        time.sleep(0.02)  # long enough that the pool thread is up before the caller is done
+        seen.append((start, threading.get_ident()))
+        run_rows(session, feeds, start, outputs)
+
+    monkeypatch.setattr(runner, "_run_rows", slow_run_rows)
+    runner.infer(_feeds(decoder_path, prompts=9, points=1))
+    assert sorted(start for start, _ in seen) == [0, 2, 4, 6, 8]
+    assert len({thread for _, thread in seen}) == 2
+
+
+def test_a_failing_shared_run_raises_and_the_runner_stays_usable(decoder_path, monkeypatch):
+    runner = OnnxRuntimeRunner(decoder_path, max_rows=1, row_workers=2)
+    feeds = _feeds(decoder_path, prompts=5, points=2)
+    expected = runner.infer(feeds)
+    run_rows = runner._run_rows
+
+    def failing(session, feeds, start, outputs):
+        if start == 3:
+            raise InferenceError("kernel failed", graph="decoder.onnx")
+        run_rows(session, feeds, start, outputs)
+
+    monkeypatch.setattr(runner, "_run_rows", failing)
+    with pytest.raises(InferenceError, match="kernel failed"):
+        runner.infer(feeds)
+    monkeypatch.setattr(runner, "_run_rows", run_rows)
+    np.testing.assert_array_equal(runner.infer(feeds)["low_res_masks"], expected["low_res_masks"])
+    runner.close()
+    with pytest.raises(InferenceError, match="closed"):
+        runner.infer(feeds)
+
+
+@pytest.mark.parametrize("workers", [0, -2, 1.5, True])
+def test_row_workers_must_be_a_positive_int(decoder_path, workers):
+    with pytest.raises(InvalidInputError, match="row_workers"):
+        OnnxRuntimeRunner(decoder_path, max_rows=1, row_workers=workers)
+
+
+def test_cpu_batches_spread_over_the_usable_cores_gpu_batches_do_not():
+    assert decoder_row_workers(["CPUExecutionProvider"]) == min(MAX_ROW_WORKERS, usable_cores())
+    assert decoder_row_workers(["CUDAExecutionProvider", "CPUExecutionProvider"]) == 1
+    assert usable_cores() == len(os.sched_getaffinity(0))

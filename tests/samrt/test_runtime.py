@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 from samrt import SamRuntime
+from samrt.backends.onnxruntime import decoder_row_workers
 from samrt.errors import InvalidInputError, ManifestError
 
 torch = pytest.importorskip("torch")
@@ -172,6 +173,29 @@ def test_damaged_engine_directories_are_refused(engine_dir, tmp_path, damage):
 def test_heap_threshold_must_be_a_positive_byte_count(engine_dir, value):
     with pytest.raises(InvalidInputError, match="limit_heap_fragmentation"):
         SamRuntime.load(engine_dir, backend="onnxruntime", limit_heap_fragmentation=value)
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.0, True, "2"])
+def test_decoder_workers_must_be_a_positive_int(engine_dir, value):
+    with pytest.raises(InvalidInputError, match="decoder_workers"):
+        SamRuntime.load(engine_dir, backend="onnxruntime", decoder_workers=value)
+
+
+def test_prompts_shared_over_threads_equal_prompts_in_turn(runtime, engine_dir):
+    assert runtime.decoder.row_workers == decoder_row_workers(["CPUExecutionProvider"])
+    in_turn = SamRuntime.load(engine_dir, backend="onnxruntime", decoder_workers=1)
+    shared = SamRuntime.load(engine_dir, backend="onnxruntime", decoder_workers=3).warmup()
+    assert (in_turn.decoder.row_workers, shared.decoder.row_workers) == (1, 3)
+    embedding = shared.embed(np.random.default_rng(4).integers(0, 256, (300, 500, 3), dtype=np.uint8))
+    points = np.random.default_rng(5).uniform(0, 300, (11, 2, 2))
+    expected = in_turn.predict(embedding, points=points, labels=np.tile([1, 0], (11, 1)))
+    got = shared.predict(embedding, points=points, labels=np.tile([1, 0], (11, 1)))
+    np.testing.assert_allclose(got.low_res_logits, expected.low_res_logits, atol=1e-5)
+    np.testing.assert_allclose(got.iou_scores, expected.iou_scores, atol=1e-6)
+    logits = in_turn.predict(embedding, points=points, labels=np.tile([1, 0], (11, 1)), return_logits=True).masks
+    decided = np.abs(logits) > 1e-4
+    assert decided.mean() > 0.99
+    assert np.array_equal(got.masks[decided], expected.masks[decided])
 
 
 def test_cpu_decoder_runs_prompt_by_prompt_with_its_arena(runtime):
