@@ -10,7 +10,8 @@ in alternating rounds of one run:
   * a single-prompt call (the reference the issue's "per prompt no worse than a single call"
     compares with);
   * a 64-prompt call in turn (decoder_workers=1) and shared (the default);
-then checks both batch outputs against each other.
+then checks both batch outputs against each other. (Memory: the second session and its arena
+add ~40 MB resident on ViT-B; see the README's "Speed on a CPU".)
 
     python benchmarks/decoder_workers.py [--engine DIR] [--rounds 7] \
         [--out benchmarks/results/decoder_workers_vit_b_cpu.json]
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from samexport.timing import describe_machine, measure, peak_rss_mb, resident_mb
+from samexport.timing import describe_machine, measure, peak_rss_mb
 
 
 def feeds(prompts: int, seed: int) -> dict[str, np.ndarray]:
@@ -63,7 +64,6 @@ def main() -> None:
             export_decoder(load_source("random:vit_b")[0], path)
         workers = decoder_row_workers(cpu)
         in_turn = decoder_runner(path, providers=cpu, running_on=cpu, workers=1)
-        rss_before = resident_mb()
         shared = decoder_runner(path, providers=cpu, running_on=cpu)
         single, batch = feeds(1, seed=1), feeds(args.prompts, seed=2)
         outputs = {"in_turn": in_turn.infer(batch), "shared": shared.infer(batch)}
@@ -77,7 +77,6 @@ def main() -> None:
         for _ in range(args.rounds):
             for name, (call, runs, prompts) in calls.items():
                 per_prompt[name].append(measure(call, repeat=runs, warmup=0).p50_ms / prompts)
-        rss_after = resident_mb()
 
     def ratios(name: str) -> list[float]:
         return [round(b / s, 3) for b, s in zip(per_prompt[name], per_prompt["single_prompt"], strict=True)]
@@ -90,7 +89,6 @@ def main() -> None:
                                              for name in calls if name != "single_prompt"},
         "shared_vs_in_turn_max_abs_diff": {
             key: float(np.abs(outputs["shared"][key] - outputs["in_turn"][key]).max()) for key in outputs["shared"]},
-        "resident_mb_after_loading_the_second_runner_to_end": [round(rss_before, 1), round(rss_after, 1)],
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
     print(json.dumps(results, indent=2))

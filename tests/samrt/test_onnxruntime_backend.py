@@ -139,3 +139,20 @@ def test_cpu_batches_spread_over_the_usable_cores_gpu_batches_do_not():
     assert decoder_row_workers(["CPUExecutionProvider"]) == min(MAX_ROW_WORKERS, usable_cores())
     assert decoder_row_workers(["CUDAExecutionProvider", "CPUExecutionProvider"]) == 1
     assert usable_cores() == len(os.sched_getaffinity(0))
+
+
+def test_cuda_is_asked_for_first_where_onnxruntime_offers_it(decoder_path, monkeypatch):
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("onnxruntime really has CUDA here: this test pretends it on a CPU-only build")
+    monkeypatch.setattr(onnxruntime, "get_available_providers",
+                        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert OnnxRuntimeRunner.default_providers() == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    # This CPU build only pretends: onnxruntime warns and falls back to the CPU provider, and the
+    # decoder runner then decides by what the session really got (one prompt per run, shared).
+    with pytest.warns(UserWarning, match="CUDAExecutionProvider"):
+        runner = OnnxRuntimeRunner(decoder_path)
+    assert runner.providers == ["CPUExecutionProvider"]
+    assert (decoder_rows_per_call(runner.providers), decoder_row_workers(runner.providers)) == (
+        1, min(MAX_ROW_WORKERS, usable_cores()))
