@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from samexport.timing import describe_machine, measure
+from samexport.timing import measure, write_record
 
 
 @contextlib.contextmanager
@@ -105,12 +104,9 @@ def main() -> None:
         "model": "random:vit_b decoder, N = 1 prompt per run",
         "settings": {"rounds": args.rounds, "runs_per_round": args.runs,
                      "onnxruntime": "CPUExecutionProvider, samrt's decoder session settings"},
-        "machine": describe_machine(),
         "results": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_record(args.out, record)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from samexport.timing import describe_machine, measure, peak_rss_mb
+from samexport.timing import measure, peak_rss_mb, write_record
 
 
 def feeds(prompts: int, seed: int) -> dict[str, np.ndarray]:
@@ -98,12 +98,9 @@ def main() -> None:
         "settings": {"rounds": args.rounds, "workers": workers, "single_prompt_runs_per_round": 10,
                      "batch_runs_per_round": 1,
                      "onnxruntime": "CPUExecutionProvider, samrt's decoder runner (samrt.backends.onnxruntime)"},
-        "machine": describe_machine(),
         "results": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_record(args.out, record)
 
 
 if __name__ == "__main__":

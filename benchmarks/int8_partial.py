@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from samexport.timing import describe_machine
+from samexport.timing import write_record
 
 ROLES = ("qkv", "proj", "lin1", "lin2")  # the order of a ViT layer's weight MatMuls in the graph
 SUBSETS: dict[str, Callable[[int, str], bool]] = {
@@ -112,12 +112,9 @@ def main() -> None:
         "engine": str(args.engine),
         "reference": "the fp32 onnxruntime engine (PyTorch reference within ~1e-5)",
         "targets": {"encoder_time_vs_fp32": "<= 0.5", "share_mask_iou_at_least_0.95": ">= 0.95"},
-        "machine": describe_machine(),
         "results": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"wrote {args.out}")
+    write_record(args.out, record)
 
 
 if __name__ == "__main__":

@@ -6,15 +6,17 @@ within one machine and one run.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["LatencyStats", "measure", "describe_machine", "resident_mb", "peak_rss_mb"]
+__all__ = ["LatencyStats", "measure", "describe_machine", "write_record", "resident_mb", "peak_rss_mb"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +87,14 @@ def describe_machine() -> dict[str, object]:
     except ImportError:
         pass
     return info
+
+
+def write_record(path: Path, record: dict[str, object]) -> None:
+    """Write a benchmark's ``record`` as indented JSON to ``path`` (folders created), with
+    ``machine`` (:func:`describe_machine`) added after its other keys, and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**record, "machine": describe_machine()}, indent=2) + "\n")
+    print(f"wrote {path}")
 
 
 def _cpu_model() -> str:
