@@ -98,6 +98,8 @@ def bench_engine(engine_dir: str | Path, *, settings: BenchSettings | None = Non
     rng = np.random.default_rng(0)
     results: dict[str, Any] = {"backend": runtime.backend,
                                "providers": getattr(runtime.encoder, "providers", None),
+                               # threads a CPU decoder call of several prompts shares them over
+                               "decoder_workers": getattr(runtime.decoder, "row_workers", 1),
                                "load_and_warmup_ms": load_ms}
     say("preprocessing")
     results["preprocess"] = measure(lambda: runtime.processor.preprocess_image(image),

@@ -81,6 +81,7 @@ class SamRuntime:
         onnxruntime's CPU provider (one prompt per thread at a time; see
         ``samrt.backends.onnxruntime.decoder_row_workers``). None: the usable cores, at most 8;
         1: prompts one after another (e.g. in a service that already runs a request per core).
+        GPU providers and TensorRT run a batch at once and ignore it.
         """
         if decoder_workers is not None and (isinstance(decoder_workers, bool) or not isinstance(decoder_workers, int)
                                             or decoder_workers < 1):

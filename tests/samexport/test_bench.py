@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from samrt.backends.onnxruntime import decoder_row_workers
 from samrt.errors import CheckpointError, InvalidInputError
 
 from samexport.bench import BenchSettings, compare, synthetic_image
@@ -33,6 +34,7 @@ def test_bench_writes_the_record_with_the_transformers_comparison(tiny_engine, t
     assert record["machine"]["cpu_count"] >= 1 and "onnxruntime" in record["machine"]["versions"]
     ours = record["samrt"]
     assert ours["backend"] == "onnxruntime"
+    assert ours["decoder_workers"] == decoder_row_workers(["CPUExecutionProvider"])
     for key in TIMED:
         stats = ours[key]
         assert 0 < stats["min_ms"] <= stats["p50_ms"] <= stats["p90_ms"], key
