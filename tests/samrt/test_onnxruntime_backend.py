@@ -138,7 +138,17 @@ def test_row_workers_must_be_a_positive_int(decoder_path, workers):
 def test_cpu_batches_spread_over_the_usable_cores_gpu_batches_do_not():
     assert decoder_row_workers(["CPUExecutionProvider"]) == min(MAX_ROW_WORKERS, usable_cores())
     assert decoder_row_workers(["CUDAExecutionProvider", "CPUExecutionProvider"]) == 1
-    assert usable_cores() == len(os.sched_getaffinity(0))
+
+
+
+@pytest.mark.parametrize("content, cap", [("max 100000\n", None), ("150000 100000\n", 2), ("50000 100000", 1),
+                                          ("garbage", None), (None, None)])
+def test_usable_cores_follow_the_affinity_and_a_container_quota(tmp_path, content, cap):
+    cpu_max = tmp_path / "cpu.max"
+    if content is not None:
+        cpu_max.write_text(content)
+    affinity = len(os.sched_getaffinity(0))
+    assert usable_cores(cpu_max) == (affinity if cap is None else min(affinity, cap))
 
 
 def test_cuda_is_asked_for_first_where_onnxruntime_offers_it(decoder_path, monkeypatch):

@@ -45,17 +45,27 @@ def decoder_rows_per_call(providers: Sequence[str]) -> int:
     return 1 if providers and providers[0] == "CPUExecutionProvider" else 0
 
 
-# Memory of the concurrent runs grows with the workers (each holds its own activations, ~tens of
-# MB for ViT-B's decoder), and past a handful of cores a batch of 64 has few runs per worker.
+# Memory of the concurrent runs grows with the workers (each holds its own activations: the
+# second session and two workers cost ~40 MB resident on ViT-B), and past a handful of cores a
+# batch of 64 has few runs per worker.
 MAX_ROW_WORKERS = 8
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
 
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the OS reports one)."""
+def usable_cores(cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """Cores this process may run on: its CPU affinity where the OS reports one, capped by a
+    cgroup v2 CPU quota (``cpu.max``, e.g. a container's CPU limit) rounded up."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - macOS and Windows have no affinity call
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, -(-int(quota) // int(period)))
+    except (OSError, ValueError):  # no cgroup v2 file, or one we do not understand: no cap
+        pass
+    return max(1, cores)
 
 
 def decoder_row_workers(providers: Sequence[str]) -> int:
