@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -166,3 +167,18 @@ def test_cuda_is_asked_for_first_where_onnxruntime_offers_it(decoder_path, monke
     assert runner.providers == ["CPUExecutionProvider"]
     assert (decoder_rows_per_call(runner.providers), decoder_row_workers(runner.providers)) == (
         1, min(MAX_ROW_WORKERS, usable_cores()))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_symbolic_trailing_output_axes_are_learnt_from_the_first_run(decoder_path, workers):
+    feeds = _feeds(decoder_path, prompts=5, points=2, seed=3)
+    whole = OnnxRuntimeRunner(decoder_path, disabled_optimizers=DECODER_DISABLED_OPTIMIZERS).infer(feeds)
+    runner = OnnxRuntimeRunner(decoder_path, disabled_optimizers=DECODER_DISABLED_OPTIMIZERS, max_rows=2,
+                               row_workers=workers)
+    runner.outputs = [SimpleNamespace(name=o.name, type=o.type, shape=[o.shape[0], "masks", *o.shape[2:]])
+                      for o in runner.outputs]
+    assert runner._allocate_outputs(5) is None
+    split = runner.infer(feeds)
+    for name in whole:
+        assert split[name].shape == whole[name].shape
+        np.testing.assert_allclose(split[name], whole[name], atol=1e-5)

@@ -195,11 +195,7 @@ class OnnxRuntimeRunner:
             for name, value in first.items():
                 outputs[name][:value.shape[0]] = value
             starts = starts[1:]
-        if self._row_session is None:
-            for start in starts:
-                self._run_rows(self.session, feeds, start, outputs)
-            return outputs
-        self._spread(starts, feeds, outputs)
+        self._run_all(starts, feeds, outputs)
         return outputs
 
     def _allocate_outputs(self, total: int) -> dict[str, np.ndarray] | None:
@@ -217,12 +213,13 @@ class OnnxRuntimeRunner:
         self._run(self._rows(feeds, start), into={name: full[start:start + self.max_rows]
                                                   for name, full in outputs.items()}, session=session)
 
-    def _spread(self, starts: range, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> None:
-        """Run the row runs at ``starts`` on the calling thread and the pool, each thread taking
-        the next start in turn. Re-raises the first failure after every thread has stopped."""
-        session, pool = self._row_session, self._row_pool
-        if session is None or pool is None:
-            raise InferenceError("the runner was closed", graph=self.path.name)
+    def _run_all(self, starts: range, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> None:
+        """Run the row runs at ``starts``: on the calling thread in the first session, or, where
+        the runner shares runs (``row_workers`` > 1), on the calling thread and the pool in the
+        row session, each thread taking the next start in turn. Re-raises the first failure
+        after every thread has stopped."""
+        pool = self._row_pool
+        session = self.session if pool is None else self._row_session
         taken = iter(starts)
         lock = threading.Lock()
         failed: list[BaseException] = []
@@ -239,7 +236,7 @@ class OnnxRuntimeRunner:
                     failed.append(exc)
                     return
 
-        helpers = [pool.submit(work) for _ in range(min(self.row_workers, len(starts)) - 1)]
+        helpers = [] if pool is None else [pool.submit(work) for _ in range(min(self.row_workers, len(starts)) - 1)]
         work()
         for helper in helpers:
             helper.result()
