@@ -20,13 +20,12 @@ import argparse
 import json
 import logging
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from samexport.timing import write_record
+from samexport.timing import measure, write_record
 
 ROLES = ("qkv", "proj", "lin1", "lin2")  # the order of a ViT layer's weight MatMuls in the graph
 SUBSETS: dict[str, Callable[[int, str], bool]] = {
@@ -86,9 +85,8 @@ def main() -> None:
             seconds: dict[str, list[float]] = {"int8": [], "fp32": []}
             for _ in range(args.runs):
                 for side, runtime in (("int8", candidate), ("fp32", reference)):
-                    start = time.perf_counter()
-                    runtime.encoder.infer(pixels)
-                    seconds[side].append(time.perf_counter() - start)
+                    run = measure(lambda r=runtime: r.encoder.infer(pixels), repeat=1, warmup=0)
+                    seconds[side].append(run.p50_ms / 1e3)
             result = compare_backend(reference, candidate, images,
                                      settings=CompareSettings(prompts_per_kind=args.prompts_per_kind))
             ious = np.array([r["mask_iou"] for r in result["prompts"]])
