@@ -34,6 +34,9 @@ SUBSETS: dict[str, Callable[[int, str], bool]] = {
     "LayerNorm inputs only (qkv, lin1)": lambda layer, role: role in ("qkv", "lin1"),
     "all but the MLP's second MatMul (GELU input)": lambda layer, role: role != "lin2",
     "layers 0-7 only": lambda layer, role: layer < 8,
+    "all but the attention's qkv": lambda layer, role: role != "qkv",
+    "the attention's qkv only": lambda layer, role: role == "qkv",
+    "the attention's output projection only": lambda layer, role: role == "proj",
 }
 
 
