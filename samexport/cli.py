@@ -9,6 +9,8 @@ from pathlib import Path
 import click
 from samrt.errors import SamError
 
+from samexport.precision import DEFAULT_POLICY, POLICIES
+
 
 def _fail(message: str, *, code: int = 1) -> None:
     click.echo(f"error: {message}", err=True)
@@ -198,9 +200,7 @@ def report(engine_dir: Path, image_paths: tuple[str, ...], prompts_per_kind: int
               help="Prompts of each kind in the closing accuracy check (0 skips it).")
 @click.option("--reference", default=None,
               help="Reference checkpoint for the check (default: the source recorded in the manifest).")
-@click.option("--policy", default="layernorm-residual-fp32-decoder", show_default=True,
-              type=click.Choice(["naive", "layernorm", "layernorm-residual", "layernorm-residual-attention",
-                                 "layernorm-residual-fp32-decoder"]),
+@click.option("--policy", default=DEFAULT_POLICY.name, show_default=True, type=click.Choice(list(POLICIES)),
               help="fp16: what stays FP32 (see samexport.precision; naive keeps nothing: for demonstrating "
                    "the failure only).")
 @click.option("--emulate", is_flag=True,

@@ -83,6 +83,8 @@ POLICIES: dict[str, PrecisionPolicy] = {
         PrecisionPolicy(name="layernorm-residual-attention", fp32_op_types=_LN, residual_stream=True,
                         attention_logits=True,
                         note="LayerNorm, the residual stream and the attention logits in FP32"),
+        PrecisionPolicy(name="layernorm-fp32-decoder", fp32_op_types=_LN, fp32_graphs=("decoder",),
+                        note="encoder: LayerNorm statistics in FP32; decoder all FP32"),
         PrecisionPolicy(name="layernorm-residual-fp32-decoder", fp32_op_types=_LN, residual_stream=True,
                         fp32_graphs=("decoder",),
                         note="encoder: LayerNorm and the residual stream in FP32; decoder all FP32"),

@@ -95,6 +95,10 @@ def test_policy_islands_come_from_op_types(random_tiny_engine):
     assert DEFAULT_POLICY is policy_named("layernorm-residual-fp32-decoder")
     assert len(fp32_islands(decoder, DEFAULT_POLICY, graph="decoder")) == len(decoder.graph.node)
     assert to_mixed_fp16(decoder, DEFAULT_POLICY, graph="decoder") == decoder
+    # the ablation of the default: the encoder as "layernorm", the decoder as the default's
+    lean = POLICIES["layernorm-fp32-decoder"]
+    assert fp32_islands(encoder, lean) == norms
+    assert len(fp32_islands(decoder, lean, graph="decoder")) == len(decoder.graph.node)
     with pytest.raises(InvalidInputError, match="policy"):
         policy_named("bf16-everything")
 
