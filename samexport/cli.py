@@ -191,7 +191,7 @@ def report(engine_dir: Path, image_paths: tuple[str, ...], prompts_per_kind: int
 @click.argument("engine_dir", type=click.Path(path_type=Path))
 @click.option("--precision", required=True, type=click.Choice(["fp32", "fp16", "int8"]),
               help="fp16: FP16 with FP32 islands (--policy); int8: dynamic quantisation for CPU servers "
-                   "(onnxruntime); fp32: a verified copy.")
+                   "with int8 kernels (onnxruntime; --int8-terms); fp32: a verified copy.")
 @click.option("--target", default="auto", show_default=True, type=click.Choice(["auto", "onnxruntime", "tensorrt"]),
               help="auto: tensorrt for fp16/fp32 when TensorRT and a GPU are present, else onnxruntime.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
@@ -205,6 +205,9 @@ def report(engine_dir: Path, image_paths: tuple[str, ...], prompts_per_kind: int
                    "the failure only).")
 @click.option("--emulate", is_flag=True,
               help="fp16 on onnxruntime: write FP32 graphs that round like FP16 (runs on any CPU).")
+@click.option("--int8-terms", default=2, show_default=True, type=click.IntRange(1, 2),
+              help="int8: int8 terms per weight. 2 keeps ~15 bits of each weight (two int8 products; "
+                   "accurate); 1 is onnxruntime's quantize_dynamic (faster, loses mask accuracy).")
 @click.option("--max-prompts", default=64, show_default=True, type=int,
               help="TensorRT: most prompts per decoder call in the batch profile (more are split).")
 @click.option("--max-points", default=16, show_default=True, type=int,
@@ -214,7 +217,7 @@ def report(engine_dir: Path, image_paths: tuple[str, ...], prompts_per_kind: int
 @click.option("--timing-cache", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="TensorRT: shared timing cache file [default: timing.cache in the output, reused on rebuild].")
 def build(engine_dir: Path, precision: str, target: str, out_dir: Path | None, check_prompts: int,
-          reference: str | None, policy: str, emulate: bool, max_prompts: int, max_points: int,
+          reference: str | None, policy: str, emulate: bool, int8_terms: int, max_prompts: int, max_points: int,
           workspace_mb: int | None, timing_cache: Path | None) -> None:
     """Build an engine directory at another precision from the fp32 one `export` wrote.
 
@@ -234,7 +237,8 @@ def build(engine_dir: Path, precision: str, target: str, out_dir: Path | None, c
                        "(pass --target tensorrt to require TensorRT)", err=True)
     try:
         settings = BuildSettings(target=target, precision=precision, check_prompts=check_prompts, policy=policy,
-                                 emulate=emulate, max_prompts=max_prompts, max_points=max_points,
+                                 emulate=emulate, int8_terms=int8_terms, max_prompts=max_prompts,
+                                 max_points=max_points,
                                  workspace_mb=workspace_mb, timing_cache=timing_cache)
         manifest = load_manifest(engine_dir)
         model = reference_for_engine(manifest, reference) if check_prompts else None

@@ -10,6 +10,7 @@ import onnx
 import pytest
 from click.testing import CliRunner
 from samrt import SamRuntime
+from samrt.errors import InvalidInputError
 from samrt.manifest import load_manifest
 
 import samexport.build as build_module
@@ -34,9 +35,11 @@ def test_int8_build_quantises_weight_matmuls_and_records_its_accuracy(tiny_engin
     manifest = load_manifest(out)  # hashes of the new artefacts verify
     assert manifest["precision"] == "int8" and manifest["build"]["target"] == "onnxruntime"
     fp32, int8 = _ops(tiny_engine / "encoder.onnx"), _ops(out / "encoder.onnx")
-    assert int8["MatMulInteger"] > 0 and int8["DynamicQuantizeLinear"] > 0
-    assert 0 < int8["MatMul"] < fp32["MatMul"]  # the weight MatMuls went, activation x activation stayed
+    # two int8 products per weight MatMul (the default); activation x activation MatMuls stayed
+    weight_matmuls = fp32["MatMul"] - int8["MatMul"]
+    assert 0 < int8["MatMul"] and weight_matmuls > 0 and int8["DynamicQuantizeMatMul"] == 2 * weight_matmuls
     assert int8["LayerNormalization"] == fp32["LayerNormalization"]
+    assert manifest["build"]["method"].startswith("samexport.int8.two_term_int8")
     # the decoder stays fp32, byte for byte
     assert (out / "decoder.onnx").read_bytes() == (tiny_engine / "decoder.onnx").read_bytes()
     accuracy = manifest["accuracy"]
@@ -52,6 +55,25 @@ def test_int8_build_quantises_weight_matmuls_and_records_its_accuracy(tiny_engin
     assert a.embeddings.shape == b.embeddings.shape and not np.array_equal(a.embeddings, b.embeddings)
     masks = runtime.predict(a, boxes=[10, 10, 80, 100]).masks
     assert masks.shape == (1, 3, 120, 90) and masks.dtype == np.bool_
+
+
+def test_int8_one_term_is_onnxruntimes_quantize_dynamic_and_less_accurate(tiny_engine, tmp_path):
+    built = {terms: build_engine(tiny_engine, settings=BuildSettings(precision="int8", int8_terms=terms,
+                                                                     check_prompts=0),
+                                 out_dir=tmp_path / f"int8-{terms}")
+             for terms in (1, 2)}
+    ops = _ops(built[1] / "encoder.onnx")
+    assert ops["MatMulInteger"] > 0 and ops["DynamicQuantizeLinear"] > 0 and not ops["DynamicQuantizeMatMul"]
+    assert load_manifest(built[1])["build"]["method"].startswith("onnxruntime.quantization.quantize_dynamic")
+    assert build_module.default_output(tiny_engine, BuildSettings(precision="int8", int8_terms=1)).name.endswith(
+        "-int8-one-term")
+    image = np.random.default_rng(0).integers(0, 256, (120, 90, 3), dtype=np.uint8)
+    reference = SamRuntime.load(tiny_engine, backend="onnxruntime").embed(image).embeddings
+    errors = {terms: float(np.abs(SamRuntime.load(path, backend="onnxruntime").embed(image).embeddings
+                                  - reference).max()) for terms, path in built.items()}
+    assert 0 < errors[2] < errors[1]
+    with pytest.raises(InvalidInputError, match="--int8-terms"):
+        BuildSettings(precision="int8", int8_terms=3)
 
 
 def test_fp16_build_writes_fp16_graphs_with_fp32_islands(tiny_engine, tmp_path):
@@ -151,7 +173,7 @@ def test_refusals(tiny_engine, tmp_path):
 
 
 def test_interrupted_build_leaves_nothing(tiny_engine, tmp_path, monkeypatch):
-    def interrupted(source, target):
+    def interrupted(source, target, **_):
         target.write_bytes(b"half a graph")
         raise KeyboardInterrupt
 

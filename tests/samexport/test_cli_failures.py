@@ -62,7 +62,7 @@ def test_missing_inputs(tmp_path, photo):
 
 
 def test_interrupted_build_is_one_sentence(random_tiny_engine, tmp_path, monkeypatch):
-    def interrupted(source, target):
+    def interrupted(source, target, **_):
         target.write_bytes(b"half a graph")
         raise KeyboardInterrupt
 
