@@ -139,8 +139,6 @@ def quantize_int8(source: Path, target: Path, *, terms: int = 2) -> None:
     """Dynamic int8 quantisation of the weight MatMuls of one graph: each weight as ``terms`` int8
     terms (2: :func:`samexport.int8.two_term_int8`, per output channel; 1: onnxruntime's
     ``quantize_dynamic``, per tensor)."""
-    import logging
-
     if terms == 2:
         import onnx
 
@@ -148,6 +146,8 @@ def quantize_int8(source: Path, target: Path, *, terms: int = 2) -> None:
 
         onnx.save(two_term_int8(onnx.load(str(source)))[0], str(target))
         return
+
+    import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 

@@ -67,9 +67,8 @@ def two_term_int8(model: Any) -> tuple[Any, int]:
             nodes.append(node)
             continue
         base = f"{node.name or node.output[0]}_int8x2"
-        w = numpy_helper.to_array(weight).astype(np.float64)
         x = node.input[0]
-        q1, s1, q2, s2 = split_weight(w)
+        q1, s1, q2, s2 = split_weight(numpy_helper.to_array(weight))
         graph.initializer.extend([numpy_helper.from_array(q1, f"{base}_q1"), numpy_helper.from_array(s1, f"{base}_s1"),
                                   numpy_helper.from_array(q2, f"{base}_q2"), numpy_helper.from_array(s2, f"{base}_s2")])
         nodes += [
