@@ -1,4 +1,4 @@
-"""int8 (dynamic quantisation, onnxruntime CPU; ``--int8-terms`` as the build's) against fp32 onnxruntime, ViT-B, same machine, same run:
+"""int8 (dynamic quantisation, onnxruntime CPU; ``--int8-terms`` / ``--int8-activation-terms`` as the build's) against fp32 onnxruntime, ViT-B, same machine, same run:
 encoder and decoder latency side by side, and the accuracy report of the int8 engine against the fp32
 PyTorch reference (scikit-image's astronaut, coffee, chelsea; 8 prompts of each kind per image).
 
@@ -29,14 +29,16 @@ def main() -> None:
     parser.add_argument("--int8", type=Path, default=None, help="existing int8 build of --engine")
     parser.add_argument("--int8-terms", type=int, default=2, choices=(1, 2),
                         help="int8 terms per weight (samexport build --int8-terms); the older one-term records used 1")
+    parser.add_argument("--int8-activation-terms", type=int, default=None, choices=(1, 2),
+                        help="int8 terms per activation (samexport build --int8-activation-terms; default as the build's)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "int8_vit_b_cpu.json")
     args = parser.parse_args()
     from samrt import SamRuntime
 
-    int8_dir = args.int8 or build_engine(args.engine, settings=BuildSettings(precision="int8", int8_terms=args.int8_terms,
-                                                                                   check_prompts=0),
-                                         out_dir=Path(tempfile.mkdtemp()) / "int8")
+    settings = BuildSettings(precision="int8", int8_terms=args.int8_terms,
+                             int8_activation_terms=args.int8_activation_terms, check_prompts=0)
+    int8_dir = args.int8 or build_engine(args.engine, settings=settings, out_dir=Path(tempfile.mkdtemp()) / "int8")
     # The report in its own process: the reference and the sessions of a ViT-B report peak near
     # 12 GB resident, which beside this process's sessions overran a 24 GB machine,
     # so it runs first, before this process loads anything.
@@ -63,6 +65,7 @@ def main() -> None:
         "machine": describe_machine(),
         "engine": str(args.engine),
         "int8_terms": None if args.int8 else args.int8_terms,
+        "int8_activation_terms": None if args.int8 else settings.activation_terms,
         "timings": timings,
         "ratios": {k: round(timings["int8"][k]["p50_ms"] / timings["fp32"][k]["p50_ms"], 3)
                    for k in ("encoder", "decoder_n1")},

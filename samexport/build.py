@@ -69,6 +69,9 @@ class BuildSettings:
     policy: FP16 precision policy name (:data:`samexport.precision.POLICIES`);
     emulate: with fp16 on onnxruntime, write the FP32 emulation graphs instead of FP16 graphs;
     int8_terms: with int8, int8 terms per weight: 2 (:mod:`samexport.int8`) or 1 (``quantize_dynamic``);
+    int8_activation_terms: with two weight terms, int8 terms per activation: 2 (uint8 plus its
+    remainder, the default) or 1 (uint8 only: faster, less accurate); None: 2 with two weight terms,
+    else 1 (see :attr:`activation_terms`);
     max_prompts / max_points / max_batch: TensorRT profile limits (:mod:`samexport.profiles`);
     workspace_mb: TensorRT workspace limit (None: TensorRT's default, the GPU's memory);
     timing_cache: a shared TensorRT timing cache file (None: ``timing.cache`` in the output,
@@ -80,6 +83,7 @@ class BuildSettings:
     policy: str = DEFAULT_POLICY.name
     emulate: bool = False
     int8_terms: int = 2
+    int8_activation_terms: int | None = None
     max_prompts: int = 64
     max_points: int = 16
     max_batch: int = 1
@@ -96,6 +100,12 @@ class BuildSettings:
         policy_named(self.policy)
         if self.int8_terms not in (1, 2) or isinstance(self.int8_terms, bool):
             raise InvalidInputError("--int8-terms", self.int8_terms, "1 or 2")
+        if self.int8_activation_terms is not None:
+            if self.int8_activation_terms not in (1, 2) or isinstance(self.int8_activation_terms, bool):
+                raise InvalidInputError("--int8-activation-terms", self.int8_activation_terms, "1 or 2")
+            if self.int8_activation_terms == 2 and self.int8_terms == 1:
+                raise InvalidInputError("--int8-activation-terms", self.int8_activation_terms,
+                                        "1 with --int8-terms 1 (two activation terms need two weight terms)")
         planned_axes(max_batch=self.max_batch, max_prompts=self.max_prompts, max_points=self.max_points)
         if self.workspace_mb is not None and (isinstance(self.workspace_mb, bool) or not isinstance(
                 self.workspace_mb, int) or self.workspace_mb < 64):
@@ -103,6 +113,14 @@ class BuildSettings:
         if self.emulate and (self.precision != "fp16" or self.target != "onnxruntime"):
             raise InvalidInputError("--emulate", f"{self.target} {self.precision}",
                                     "--precision fp16 --target onnxruntime (emulation reproduces FP16 only)")
+
+
+    @property
+    def activation_terms(self) -> int:
+        """int8 terms per activation this build writes (1 or 2)."""
+        if self.int8_activation_terms is not None:
+            return self.int8_activation_terms
+        return 2 if self.int8_terms == 2 else 1
 
 
 def tensorrt_missing() -> str | None:
@@ -135,16 +153,16 @@ def _check_supported(settings: BuildSettings) -> None:
                              "use --precision fp16 for TensorRT, or --target onnxruntime --precision int8 for CPUs")
 
 
-def quantize_int8(source: Path, target: Path, *, terms: int = 2) -> None:
+def quantize_int8(source: Path, target: Path, *, terms: int = 2, activation_terms: int = 2) -> None:
     """Dynamic int8 quantisation of the weight MatMuls of one graph: each weight as ``terms`` int8
-    terms (2: :func:`samexport.int8.two_term_int8`, per output channel; 1: onnxruntime's
-    ``quantize_dynamic``, per tensor)."""
+    terms (2: :func:`samexport.int8.two_term_int8`, per output channel, with ``activation_terms``
+    int8 terms per activation; 1: onnxruntime's ``quantize_dynamic``, per tensor, one activation term)."""
     if terms == 2:
         import onnx
 
         from .int8 import two_term_int8
 
-        onnx.save(two_term_int8(onnx.load(str(source)))[0], str(target))
+        onnx.save(two_term_int8(onnx.load(str(source)), activation_terms=activation_terms)[0], str(target))
         return
 
     import logging
@@ -168,6 +186,8 @@ def default_output(engine_dir: Path, settings: BuildSettings) -> Path:
         suffix += "-emulated"
     if settings.precision == "int8" and settings.int8_terms == 1:
         suffix += "-one-term"
+    elif settings.precision == "int8" and settings.activation_terms == 1:
+        suffix += "-uint8-activations"
     if settings.precision == "fp16" and settings.policy != DEFAULT_POLICY.name:
         suffix += f"-{settings.policy}"
     return engine_dir.parent / f"{engine_dir.name}-{suffix}"
@@ -188,8 +208,10 @@ def _write_fp16(source: Path, target: Path, settings: BuildSettings, graph: str)
 def _method(settings: BuildSettings) -> str:
     if settings.precision == "int8":
         if settings.int8_terms == 2:
-            return ("samexport.int8.two_term_int8 (encoder weight MatMuls: two int8 terms per output channel, "
-                    "uint8 activations per call)")
+            activations = ("uint8 activations plus their uint8 remainder per call" if settings.activation_terms == 2
+                           else "uint8 activations per call")
+            return (f"samexport.int8.two_term_int8 (encoder weight MatMuls: two int8 terms per output channel, "
+                    f"{activations})")
         return "onnxruntime.quantization.quantize_dynamic (encoder weight MatMuls, QInt8)"
     if settings.precision == "fp16":
         if settings.emulate:
@@ -224,9 +246,10 @@ def build_engine(engine_dir: str | Path, *, settings: BuildSettings, out_dir: st
         for graph in ("encoder", "decoder"):
             name = manifest["graphs"][graph]["file"]
             if settings.precision == "int8" and graph in INT8_GRAPHS:
-                say(f"quantising the {graph} (dynamic int8, {settings.int8_terms} term"
-                    f"{'s' if settings.int8_terms > 1 else ''} per weight)")
-                quantize_int8(engine_dir / name, staging / name, terms=settings.int8_terms)
+                say(f"quantising the {graph} (dynamic int8: {settings.int8_terms} per weight, "
+                    f"{settings.activation_terms} per activation)")
+                quantize_int8(engine_dir / name, staging / name, terms=settings.int8_terms,
+                              activation_terms=settings.activation_terms)
             elif settings.precision == "fp16":
                 say(f"converting the {graph} to FP16 ({'emulated, ' if settings.emulate else ''}"
                     f"policy {settings.policy})")

@@ -35,11 +35,15 @@ def test_int8_build_quantises_weight_matmuls_and_records_its_accuracy(tiny_engin
     manifest = load_manifest(out)  # hashes of the new artefacts verify
     assert manifest["precision"] == "int8" and manifest["build"]["target"] == "onnxruntime"
     fp32, int8 = _ops(tiny_engine / "encoder.onnx"), _ops(out / "encoder.onnx")
-    # two int8 products per weight MatMul (the default); activation x activation MatMuls stayed
+    # the default: two weight terms and two activation terms per weight MatMul (one uint8
+    # quantisation, its remainder, two or three int8 products); activation x activation MatMuls stayed
     weight_matmuls = fp32["MatMul"] - int8["MatMul"]
-    assert 0 < int8["MatMul"] and weight_matmuls > 0 and int8["DynamicQuantizeMatMul"] == 2 * weight_matmuls
+    assert 0 < int8["MatMul"] and weight_matmuls > 0
+    assert int8["DynamicQuantizeLinear"] == int8["DynamicQuantizeMatMul"] == weight_matmuls
+    assert weight_matmuls <= int8["MatMulIntegerToFloat"] <= 2 * weight_matmuls
     assert int8["LayerNormalization"] == fp32["LayerNormalization"]
     assert manifest["build"]["method"].startswith("samexport.int8.two_term_int8")
+    assert "remainder" in manifest["build"]["method"]
     # the decoder stays fp32, byte for byte
     assert (out / "decoder.onnx").read_bytes() == (tiny_engine / "decoder.onnx").read_bytes()
     accuracy = manifest["accuracy"]
@@ -59,9 +63,10 @@ def test_int8_build_quantises_weight_matmuls_and_records_its_accuracy(tiny_engin
 
 def test_int8_one_term_is_onnxruntimes_quantize_dynamic_and_less_accurate(tiny_engine, tmp_path):
     built = {terms: build_engine(tiny_engine, settings=BuildSettings(precision="int8", int8_terms=terms,
+                                                                     int8_activation_terms=activations,
                                                                      check_prompts=0),
                                  out_dir=tmp_path / f"int8-{terms}")
-             for terms in (1, 2)}
+             for terms, activations in ((1, None), (2, 1))}
     ops = _ops(built[1] / "encoder.onnx")
     assert ops["MatMulInteger"] > 0 and ops["DynamicQuantizeLinear"] > 0 and not ops["DynamicQuantizeMatMul"]
     assert load_manifest(built[1])["build"]["method"].startswith("onnxruntime.quantization.quantize_dynamic")
@@ -74,6 +79,32 @@ def test_int8_one_term_is_onnxruntimes_quantize_dynamic_and_less_accurate(tiny_e
     assert 0 < errors[2] < errors[1]
     with pytest.raises(InvalidInputError, match="--int8-terms"):
         BuildSettings(precision="int8", int8_terms=3)
+
+
+def test_int8_second_activation_term_brings_the_build_close_to_fp32(tiny_engine, tmp_path):
+    """Two weight terms with uint8 activations only (--int8-activation-terms 1) against the
+    default, which adds each activation's uint8 remainder."""
+    built = {terms: build_engine(tiny_engine, settings=BuildSettings(precision="int8", int8_activation_terms=terms,
+                                                                     check_prompts=0),
+                                 out_dir=tmp_path / f"int8-a{terms}")
+             for terms in (1, 2)}
+    ops = _ops(built[1] / "encoder.onnx")
+    assert ops["DynamicQuantizeMatMul"] > 0 and not ops["DynamicQuantizeLinear"] and not ops["MatMulIntegerToFloat"]
+    assert "remainder" not in load_manifest(built[1])["build"]["method"]
+    assert build_module.default_output(tiny_engine, BuildSettings(precision="int8", int8_activation_terms=1)).name \
+        .endswith("-int8-uint8-activations")
+    assert build_module.default_output(tiny_engine, BuildSettings(precision="int8")).name.endswith("-int8")
+    image = np.random.default_rng(0).integers(0, 256, (120, 90, 3), dtype=np.uint8)
+    reference = SamRuntime.load(tiny_engine, backend="onnxruntime").embed(image).embeddings
+    errors = {terms: float(np.abs(SamRuntime.load(path, backend="onnxruntime").embed(image).embeddings
+                                  - reference).max()) for terms, path in built.items()}
+    assert 0 < errors[2] < errors[1] / 10
+    with pytest.raises(InvalidInputError, match="--int8-activation-terms.*two weight terms"):
+        BuildSettings(precision="int8", int8_terms=1, int8_activation_terms=2)
+    with pytest.raises(InvalidInputError, match="--int8-activation-terms"):
+        BuildSettings(precision="int8", int8_activation_terms=3)
+    assert BuildSettings(precision="int8", int8_terms=1).activation_terms == 1
+    assert BuildSettings(precision="int8").activation_terms == 2
 
 
 def test_fp16_build_writes_fp16_graphs_with_fp32_islands(tiny_engine, tmp_path):
