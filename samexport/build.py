@@ -2,12 +2,14 @@
 
 Targets and precisions:
 
-- ``--target onnxruntime --precision int8``: dynamic quantisation (uint8 activations quantised
-  per call, int8 weights) of the encoder's weight MatMuls, for CPU servers with int8 kernels
-  (VNNI, AMX). ``--int8-terms 2`` (default) keeps each weight as two int8 terms per output
-  channel (:mod:`samexport.int8`: about 15 bits of it, two int8 products); ``--int8-terms 1`` is
-  onnxruntime's ``quantize_dynamic`` (one int8 term per tensor): faster, but on ViT-B it keeps
-  79 % of prompts at mask IoU >= 0.95 where two terms keep 98 %. Attention products,
+- ``--target onnxruntime --precision int8``: dynamic quantisation (activations quantised per
+  call, int8 weights) of the encoder's weight MatMuls, for CPU servers with int8 kernels
+  (VNNI, AMX). By default each weight is kept as two int8 terms per output channel and each
+  activation as its uint8 quantisation plus that of its remainder (:mod:`samexport.int8`:
+  ~15-16 bits of each; on ViT-B 100 % of prompts at mask IoU >= 0.95, random and stress weights).
+  ``--int8-activation-terms 1`` rounds activations to uint8 only (faster; 98 % on random weights,
+  76 % on stress weights); ``--int8-terms 1`` is onnxruntime's ``quantize_dynamic`` (one int8
+  term per tensor: faster still, 79 %). Attention products,
   convolutions, LayerNorm, softmax and the positional terms stay fp32, and so does the whole
   decoder: quantised, the ViT-B decoder ran slower on CPU (35 vs 31 ms per call) and lost mask
   accuracy for nothing.
