@@ -36,6 +36,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from samrt.errors import InvalidInputError
 
 __all__ = ["REMAINDER_RATIO", "split_weight", "two_term_int8"]
 
@@ -65,8 +66,6 @@ def two_term_int8(model: Any, *, activation_terms: int = 2) -> tuple[Any, int]:
     from onnx import helper, numpy_helper
 
     if activation_terms not in (1, 2) or isinstance(activation_terms, bool):
-        from samrt.errors import InvalidInputError
-
         raise InvalidInputError("activation_terms", activation_terms, "1 or 2")
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
@@ -98,8 +97,8 @@ def two_term_int8(model: Any, *, activation_terms: int = 2) -> tuple[Any, int]:
         else:
             if not rewritten:
                 graph.initializer.append(numpy_helper.from_array(np.array(REMAINDER_RATIO, np.float32), ratio))
-            nodes += _two_activation_terms(helper, numpy_helper, graph, base, x, y, q1, q2,
-                                           concatenate=q1.shape[0] <= q1.shape[1], ratio=ratio)
+            nodes += _two_activation_terms(graph, base, x, y, q1, q2, concatenate=q1.shape[0] <= q1.shape[1],
+                                           ratio=ratio)
         readers[weight.name] -= 1
         if readers[weight.name] == 0:
             dropped.add(weight.name)
@@ -114,10 +113,13 @@ def two_term_int8(model: Any, *, activation_terms: int = 2) -> tuple[Any, int]:
     return model, rewritten
 
 
-def _two_activation_terms(helper, numpy_helper, graph, base: str, x: str, y: str, q1: np.ndarray, q2: np.ndarray,
-                          *, concatenate: bool, ratio: str) -> list:
+def _two_activation_terms(graph: Any, base: str, x: str, y: str, q1: np.ndarray, q2: np.ndarray, *,
+                          concatenate: bool, ratio: str) -> list:
     """Nodes computing y ~ x @ W from x's uint8 quantisation and its remainder (module docstring).
-    ``{base}_q1`` / ``{base}_s1`` / ``{base}_s2`` (= s1 / REMAINDER_RATIO) are already initializers."""
+    ``{base}_q1`` / ``{base}_s1`` / ``{base}_s2`` (= s1 / REMAINDER_RATIO) and ``ratio`` are
+    already initializers of ``graph``; the concatenated weight [q2; q1] is added here."""
+    from onnx import helper, numpy_helper
+
     xq, xs, xz, rest = f"{base}_xq", f"{base}_xs", f"{base}_xz", f"{base}_rest"
     nodes = [
         helper.make_node("DynamicQuantizeLinear", [x], [xq, xs, xz], name=f"{base}_quantize"),
