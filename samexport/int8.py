@@ -84,8 +84,11 @@ def two_term_int8(model: Any, *, activation_terms: int = 2) -> tuple[Any, int]:
         base = f"{node.name or node.output[0]}_int8x2"
         x, y = node.input[0], node.output[0]
         q1, s1, q2, s2 = split_weight(numpy_helper.to_array(weight))
+        concatenate = activation_terms == 2 and q1.shape[0] <= q1.shape[1]
         graph.initializer.extend([numpy_helper.from_array(q1, f"{base}_q1"), numpy_helper.from_array(s1, f"{base}_s1"),
-                                  numpy_helper.from_array(q2, f"{base}_q2"), numpy_helper.from_array(s2, f"{base}_s2")])
+                                  numpy_helper.from_array(s2, f"{base}_s2")])
+        if not concatenate:  # the concatenated form stores q2 only inside [q2; q1]
+            graph.initializer.append(numpy_helper.from_array(q2, f"{base}_q2"))
         if activation_terms == 1:
             nodes += [
                 helper.make_node("DynamicQuantizeMatMul", [x, f"{base}_q1", f"{base}_s1"], [f"{base}_y1"],
@@ -95,10 +98,10 @@ def two_term_int8(model: Any, *, activation_terms: int = 2) -> tuple[Any, int]:
                 helper.make_node("Add", [f"{base}_y1", f"{base}_y2"], [y], name=f"{base}_sum"),
             ]
         else:
-            if not rewritten:
-                graph.initializer.append(numpy_helper.from_array(np.array(REMAINDER_RATIO, np.float32), ratio))
-            nodes += _two_activation_terms(graph, base, x, y, q1, q2, concatenate=q1.shape[0] <= q1.shape[1],
-                                           ratio=ratio)
+            if concatenate and ratio not in weights:
+                weights[ratio] = numpy_helper.from_array(np.array(REMAINDER_RATIO, np.float32), ratio)
+                graph.initializer.append(weights[ratio])
+            nodes += _two_activation_terms(graph, base, x, y, q1, q2, concatenate=concatenate, ratio=ratio)
         readers[weight.name] -= 1
         if readers[weight.name] == 0:
             dropped.add(weight.name)
@@ -116,8 +119,9 @@ def two_term_int8(model: Any, *, activation_terms: int = 2) -> tuple[Any, int]:
 def _two_activation_terms(graph: Any, base: str, x: str, y: str, q1: np.ndarray, q2: np.ndarray, *,
                           concatenate: bool, ratio: str) -> list:
     """Nodes computing y ~ x @ W from x's uint8 quantisation and its remainder (module docstring).
-    ``{base}_q1`` / ``{base}_s1`` / ``{base}_s2`` (= s1 / REMAINDER_RATIO) and ``ratio`` are
-    already initializers of ``graph``; the concatenated weight [q2; q1] is added here."""
+    ``{base}_q1`` / ``{base}_s1`` / ``{base}_s2`` (= s1 / REMAINDER_RATIO), ``ratio`` and, unless
+    ``concatenate``, ``{base}_q2`` are already initializers of ``graph``; the concatenated weight
+    [q2; q1] is added here."""
     from onnx import helper, numpy_helper
 
     xq, xs, xz, rest = f"{base}_xq", f"{base}_xs", f"{base}_xz", f"{base}_rest"

@@ -124,6 +124,8 @@ def test_two_activation_terms_match_the_int8_arithmetic(k, n):
     ops = [node.op_type for node in rewritten.graph.node]
     assert count == 1 and ops.count("DynamicQuantizeLinear") == 1 and ops.count("DynamicQuantizeMatMul") == 1
     assert ops.count("MatMulIntegerToFloat") == (1 if k <= n else 2) and ops.count("Concat") == (k <= n)
+    used = {name for node in rewritten.graph.node for name in node.input}
+    assert all(i.name in used for i in rewritten.graph.initializer)  # nothing stored twice or for nothing
     y = _run(rewritten, x)[0]
 
     q1, s1, q2, s2 = (t.astype(np.float64) for t in split_weight(w))
