@@ -113,14 +113,12 @@ def _cpu_model() -> str:
     return _cpuinfo("model name") or platform.processor() or "unknown"
 
 
-_SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8")
-
-
 def _cpu_simd_flags() -> list[str]:
     """The vector extensions the kernels pick by (Linux /proc/cpuinfo; [] where unknown):
-    int8 matrix products in particular run several times faster with VNNI."""
-    present = set((_cpuinfo("flags") or "").split())
-    return [flag for flag in _SIMD_FLAGS if flag in present]
+    int8 matrix products in particular run several times faster with VNNI (:mod:`samrt.cpu`)."""
+    from samrt.cpu import simd_flags
+
+    return simd_flags()
 
 
 def _memory_gib() -> float | None:

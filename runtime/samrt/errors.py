@@ -17,6 +17,7 @@ __all__ = [
     "BackendUnavailableError",
     "InferenceError",
     "EngineCompatibilityError",
+    "PerformanceWarning",
 ]
 
 
@@ -118,3 +119,9 @@ class InferenceError(SamError):
     def __init__(self, message: str, *, graph: str) -> None:
         self.graph = graph
         super().__init__(f"{graph}: {message}")
+
+
+class PerformanceWarning(UserWarning):
+    """The runtime works but will be slower than it should here, e.g. an int8 engine on a CPU
+    without int8 dot-product instructions (see :mod:`samrt.cpu`). A warning, not an error:
+    filter it with ``warnings.simplefilter("ignore", PerformanceWarning)``."""

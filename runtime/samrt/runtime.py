@@ -6,6 +6,7 @@ the TensorRT runner serialises calls with a lock, and the runtime keeps no per-c
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import numpy as np
 
 from . import spec
 from .compat import check_tensorrt_compatible, local_device_info, tensorrt_record
-from .errors import BackendUnavailableError, InvalidInputError
+from .errors import BackendUnavailableError, InvalidInputError, PerformanceWarning
 from .manifest import load_manifest
 from .processing import SamProcessor, check_boxes, finite_array, normalize_coordinates
 from .profiles import profiles_from_dict
@@ -111,6 +112,8 @@ class SamRuntime:
         decoder = decoder_runner(directory / graphs["decoder"]["file"], providers=providers,
                                  running_on=encoder.providers, workers=decoder_workers)
         runtime = cls(directory=directory, manifest=manifest, encoder=encoder, decoder=decoder, backend="onnxruntime")
+        if manifest.get("precision") == "int8" and encoder.providers[:1] == ["CPUExecutionProvider"]:
+            _warn_without_int8_kernels(directory)
         return runtime.warmup() if warmup else runtime
 
     # -- health ----------------------------------------------------------------------------------
@@ -289,6 +292,17 @@ class SamRuntime:
         self._warm = False
         for runner in (self.encoder, self.decoder):
             runner.close()
+
+
+def _warn_without_int8_kernels(directory: Path) -> None:
+    from .cpu import int8_dot_products
+
+    if int8_dot_products() is False:
+        warnings.warn(PerformanceWarning(
+            f"{directory} is an int8 engine, and this CPU has no int8 dot-product instructions (VNNI or AMX on "
+            "x86, asimddp or i8mm on Arm): its int8 products run at about half FP32 speed, so this engine will "
+            "likely be slower than the fp32 one; serve the fp32 engine on this machine (docs/precision.md)"),
+            stacklevel=3)
 
 
 def _tensorrt_importable() -> bool:

@@ -61,6 +61,24 @@ def test_int8_build_quantises_weight_matmuls_and_records_its_accuracy(tiny_engin
     assert masks.shape == (1, 3, 120, 90) and masks.dtype == np.bool_
 
 
+def test_int8_engine_warns_on_a_cpu_without_int8_dot_products(tiny_engine, tmp_path, monkeypatch):
+    import warnings
+
+    import samrt.cpu
+    from samrt.errors import PerformanceWarning
+
+    int8 = build_engine(tiny_engine, settings=BuildSettings(precision="int8", check_prompts=0), out_dir=tmp_path / "q")
+    monkeypatch.setattr(samrt.cpu, "int8_dot_products", lambda: False)
+    with pytest.warns(PerformanceWarning, match="no int8 dot-product instructions.*fp32 engine"):
+        SamRuntime.load(int8, backend="onnxruntime").close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        SamRuntime.load(tiny_engine, backend="onnxruntime").close()  # fp32: nothing to say
+        for answer in (True, None):  # int8 instructions present, or unknown: no warning
+            monkeypatch.setattr(samrt.cpu, "int8_dot_products", lambda answer=answer: answer)
+            SamRuntime.load(int8, backend="onnxruntime").close()
+
+
 def test_int8_one_term_is_onnxruntimes_quantize_dynamic_and_less_accurate(tiny_engine, tmp_path):
     built = {terms: build_engine(tiny_engine, settings=BuildSettings(precision="int8", int8_terms=terms,
                                                                      int8_activation_terms=activations,
