@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import platform
 
-__all__ = ["SIMD_FLAGS", "cpu_flags", "int8_dot_products", "simd_flags"]
+__all__ = ["SIMD_FLAGS", "cpu_flags", "cpuinfo_value", "int8_dot_products", "simd_flags"]
 
 SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_int8",
               "asimddp", "i8mm")
@@ -20,18 +20,25 @@ _ARM_INT8 = ("asimddp", "i8mm")
 CPUINFO = "/proc/cpuinfo"
 
 
-def cpu_flags() -> set[str] | None:
-    """The first processor's feature flags (x86 ``flags``, Arm ``Features``); None where unknown
-    (no /proc/cpuinfo, or no such line)."""
+def cpuinfo_value(*fields: str) -> str | None:
+    """The value of the first /proc/cpuinfo line whose key is one of ``fields`` (the first
+    processor's, stripped); None where there is no such line or no /proc/cpuinfo."""
     try:
         with open(CPUINFO, encoding="utf-8") as handle:
             for line in handle:
                 key, _, value = line.partition(":")
-                if key.strip() in ("flags", "Features"):
-                    return set(value.split())
+                if key.strip() in fields:
+                    return value.strip()
     except OSError:
         pass
     return None
+
+
+def cpu_flags() -> set[str] | None:
+    """The first processor's feature flags (x86 ``flags``, Arm ``Features``); None where unknown
+    (no /proc/cpuinfo, or no such line)."""
+    value = cpuinfo_value("flags", "Features")
+    return None if value is None else set(value.split())
 
 
 def simd_flags() -> list[str]:

@@ -35,5 +35,7 @@ def test_int8_dot_products_from_the_flags(cpuinfo, text, machine, expected):
 def test_simd_flags_keep_their_order_and_unknown_cpus_have_none(cpuinfo, tmp_path, monkeypatch):
     cpuinfo(X86_VNNI, "x86_64")
     assert cpu.simd_flags() == ["avx2", "fma", "avx512f", "avx512_vnni"]
+    cpuinfo(X86_AVX2, "x86_64")
+    assert cpu.cpuinfo_value("model name") == "Some CPU" and cpu.cpuinfo_value("Hardware") is None
     monkeypatch.setattr(cpu, "CPUINFO", str(tmp_path / "absent"))
     assert cpu.cpu_flags() is None and cpu.simd_flags() == [] and cpu.int8_dot_products() is None
