@@ -74,7 +74,7 @@ def two_term_int8(model: Any, *, activation_terms: int = 2) -> tuple[Any, int]:
     for node in graph.node:
         for name in node.input:
             readers[name] = readers.get(name, 0) + 1
-    nodes, rewritten, dropped = [], 0, set()
+    nodes, rewritten, dropped, concatenated = [], 0, set(), 0
     ratio = "int8x2_remainder_ratio"
     for node in graph.node:
         weight = weights.get(node.input[1]) if node.op_type == "MatMul" and len(node.input) == 2 else None
@@ -98,10 +98,8 @@ def two_term_int8(model: Any, *, activation_terms: int = 2) -> tuple[Any, int]:
                 helper.make_node("Add", [f"{base}_y1", f"{base}_y2"], [y], name=f"{base}_sum"),
             ]
         else:
-            if concatenate and ratio not in weights:
-                weights[ratio] = numpy_helper.from_array(np.array(REMAINDER_RATIO, np.float32), ratio)
-                graph.initializer.append(weights[ratio])
             nodes += _two_activation_terms(graph, base, x, y, q1, q2, concatenate=concatenate, ratio=ratio)
+            concatenated += concatenate
         readers[weight.name] -= 1
         if readers[weight.name] == 0:
             dropped.add(weight.name)
@@ -109,6 +107,8 @@ def two_term_int8(model: Any, *, activation_terms: int = 2) -> tuple[Any, int]:
     del graph.node[:]
     graph.node.extend(nodes)
     kept = [i for i in graph.initializer if i.name not in dropped]
+    if concatenated:  # the scale of the remainders the concatenated products read
+        kept.append(numpy_helper.from_array(np.array(REMAINDER_RATIO, np.float32), ratio))
     del graph.initializer[:]
     graph.initializer.extend(kept)
     if rewritten and not any(o.domain == _MS for o in model.opset_import):
@@ -119,9 +119,9 @@ def two_term_int8(model: Any, *, activation_terms: int = 2) -> tuple[Any, int]:
 def _two_activation_terms(graph: Any, base: str, x: str, y: str, q1: np.ndarray, q2: np.ndarray, *,
                           concatenate: bool, ratio: str) -> list:
     """Nodes computing y ~ x @ W from x's uint8 quantisation and its remainder (module docstring).
-    ``{base}_q1`` / ``{base}_s1`` / ``{base}_s2`` (= s1 / REMAINDER_RATIO), ``ratio`` and, unless
+    ``{base}_q1`` / ``{base}_s1`` / ``{base}_s2`` (= s1 / REMAINDER_RATIO) and, unless
     ``concatenate``, ``{base}_q2`` are already initializers of ``graph``; the concatenated weight
-    [q2; q1] is added here."""
+    [q2; q1] is added here, and the caller adds ``ratio`` (REMAINDER_RATIO) once."""
     from onnx import helper, numpy_helper
 
     xq, xs, xz, rest = f"{base}_xq", f"{base}_xs", f"{base}_xz", f"{base}_rest"
