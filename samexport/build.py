@@ -276,6 +276,8 @@ def build_engine(engine_dir: str | Path, *, settings: BuildSettings, out_dir: st
         built.pop("verification", None)
         if plans is not None:
             built["tensorrt"] = plans
+        if settings.precision == "int8":  # samrt reads these to judge the engine's speed on the serving CPU
+            built["build"].update(int8_terms=settings.int8_terms, int8_activation_terms=settings.activation_terms)
         if settings.precision == "fp16":
             built["precision_policy"] = {**policy_named(settings.policy).to_dict(), "fp32_nodes": fp32_nodes}
             built["emulation"] = settings.emulate

@@ -3,8 +3,8 @@
 onnxruntime's int8 products (``DynamicQuantizeMatMul``, ``MatMulIntegerToFloat``) are fast only
 with int8 dot-product instructions: VNNI (``avx512_vnni``, ``avx_vnni``) or AMX (``amx_int8``) on
 x86, the dot-product extensions (``asimddp``, ``i8mm``) on Arm. Without them an int8 product
-takes about half the time of FP32 (measured: 0.46-0.50x on an AVX2 CPU), and the int8 engines
-``samexport build`` writes (2.5 int8 products per weight MatMul) run slower than FP32.
+takes about half the time of FP32 (measured: 0.46-0.50x on an AVX2 CPU), and the default int8
+engines ``samexport build`` writes (two or three int8 products per weight MatMul) run slower than FP32.
 """
 
 from __future__ import annotations

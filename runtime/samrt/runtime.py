@@ -113,7 +113,7 @@ class SamRuntime:
                                  running_on=encoder.providers, workers=decoder_workers)
         runtime = cls(directory=directory, manifest=manifest, encoder=encoder, decoder=decoder, backend="onnxruntime")
         if manifest.get("precision") == "int8" and encoder.providers[:1] == ["CPUExecutionProvider"]:
-            _warn_without_int8_kernels(directory)
+            _warn_without_int8_kernels(directory, manifest)
         return runtime.warmup() if warmup else runtime
 
     # -- health ----------------------------------------------------------------------------------
@@ -294,14 +294,22 @@ class SamRuntime:
             runner.close()
 
 
-def _warn_without_int8_kernels(directory: Path) -> None:
+def _warn_without_int8_kernels(directory: Path, manifest: dict[str, Any]) -> None:
+    """Warn where this int8 engine will likely run slower than fp32: several int8 products per
+    weight MatMul (two weight terms; engines built before the manifest recorded the terms count as
+    such) on a CPU without int8 dot-product instructions. One term (``--int8-terms 1``) is left
+    alone: its single product still takes about half the FP32 time there."""
     from .cpu import int8_dot_products
 
+    if manifest.get("build", {}).get("int8_terms", 2) == 1:
+        return
     if int8_dot_products() is False:
         warnings.warn(PerformanceWarning(
-            f"{directory} is an int8 engine, and this CPU has no int8 dot-product instructions (VNNI or AMX on "
-            "x86, asimddp or i8mm on Arm): its int8 products run at about half FP32 speed, so this engine will "
-            "likely be slower than the fp32 one; serve the fp32 engine on this machine (docs/precision.md)"),
+            f"{directory} is an int8 engine with two int8 terms per weight, and this CPU has no int8 dot-product "
+            "instructions (VNNI or AMX on x86, asimddp or i8mm on Arm): each int8 product takes about half the "
+            "time of an FP32 one here, and this engine runs two or three per weight MatMul, so it will likely be "
+            "slower than the fp32 one; serve the fp32 engine on this machine, or a --int8-terms 1 build where its "
+            "accuracy is enough (docs/precision.md)"),
             stacklevel=3)
 
 

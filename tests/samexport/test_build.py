@@ -71,9 +71,13 @@ def test_int8_engine_warns_on_a_cpu_without_int8_dot_products(tiny_engine, tmp_p
     monkeypatch.setattr(samrt.cpu, "int8_dot_products", lambda: False)
     with pytest.warns(PerformanceWarning, match="no int8 dot-product instructions.*fp32 engine"):
         SamRuntime.load(int8, backend="onnxruntime").close()
+    one_term = build_engine(tiny_engine, settings=BuildSettings(precision="int8", int8_terms=1, check_prompts=0),
+                            out_dir=tmp_path / "q1")
+    assert load_manifest(one_term)["build"]["int8_terms"] == 1 and load_manifest(int8)["build"]["int8_terms"] == 2
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         SamRuntime.load(tiny_engine, backend="onnxruntime").close()  # fp32: nothing to say
+        SamRuntime.load(one_term, backend="onnxruntime").close()  # one product per MatMul: still faster than fp32
         for answer in (True, None):  # int8 instructions present, or unknown: no warning
             monkeypatch.setattr(samrt.cpu, "int8_dot_products", lambda answer=answer: answer)
             SamRuntime.load(int8, backend="onnxruntime").close()
