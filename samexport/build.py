@@ -50,6 +50,7 @@ from samrt import spec
 from samrt.errors import BackendUnavailableError, InvalidInputError, SamError
 from samrt.manifest import artifact_record, load_manifest, sha256_file, write_manifest
 
+from .int8 import check_term_count
 from .precision import DEFAULT_POLICY, emulate_fp16, fp32_islands, policy_named, to_mixed_fp16
 from .profiles import plan_profiles, planned_axes
 from .staging import staged_directory
@@ -100,11 +101,9 @@ class BuildSettings:
         if not isinstance(self.check_prompts, int) or self.check_prompts < 0:
             raise InvalidInputError("check_prompts", self.check_prompts, "an integer >= 0")
         policy_named(self.policy)
-        if self.int8_terms not in (1, 2) or isinstance(self.int8_terms, bool):
-            raise InvalidInputError("--int8-terms", self.int8_terms, "1 or 2")
+        check_term_count("--int8-terms", self.int8_terms)
         if self.int8_activation_terms is not None:
-            if self.int8_activation_terms not in (1, 2) or isinstance(self.int8_activation_terms, bool):
-                raise InvalidInputError("--int8-activation-terms", self.int8_activation_terms, "1 or 2")
+            check_term_count("--int8-activation-terms", self.int8_activation_terms)
             if self.int8_activation_terms == 2 and self.int8_terms == 1:
                 raise InvalidInputError("--int8-activation-terms", self.int8_activation_terms,
                                         "1 with --int8-terms 1 (two activation terms need two weight terms)")

@@ -38,11 +38,18 @@ from typing import Any
 import numpy as np
 from samrt.errors import InvalidInputError
 
-__all__ = ["REMAINDER_RATIO", "split_weight", "two_term_int8"]
+__all__ = ["REMAINDER_RATIO", "check_term_count", "split_weight", "two_term_int8"]
 
 _QMAX = 127
 REMAINDER_RATIO = 254  # the second term's grid is this much finer than the first's
 _MS = "com.microsoft"
+
+
+def check_term_count(argument: str, value: object) -> None:
+    """Raise InvalidInputError naming ``argument`` unless ``value`` is the integer 1 or 2 (a count
+    of int8 terms; bools are refused although ``True == 1``)."""
+    if isinstance(value, bool) or value not in (1, 2):
+        raise InvalidInputError(argument, value, "1 or 2")
 
 
 def split_weight(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -65,8 +72,7 @@ def two_term_int8(model: Any, *, activation_terms: int = 2) -> tuple[Any, int]:
     import onnx
     from onnx import helper, numpy_helper
 
-    if activation_terms not in (1, 2) or isinstance(activation_terms, bool):
-        raise InvalidInputError("activation_terms", activation_terms, "1 or 2")
+    check_term_count("activation_terms", activation_terms)
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
     weights = {i.name: i for i in graph.initializer}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -83,6 +84,14 @@ def test_int8_engine_warns_on_a_cpu_without_int8_dot_products(tiny_engine, tmp_p
             SamRuntime.load(int8, backend="onnxruntime").close()
 
 
+def _embedding_error(engine: Path, reference_engine: Path) -> float:
+    """Max abs difference of ``engine``'s image embeddings from ``reference_engine``'s (one random image)."""
+    image = np.random.default_rng(0).integers(0, 256, (120, 90, 3), dtype=np.uint8)
+    embeddings = [SamRuntime.load(path, backend="onnxruntime").embed(image).embeddings
+                  for path in (engine, reference_engine)]
+    return float(np.abs(embeddings[0] - embeddings[1]).max())
+
+
 def test_int8_one_term_is_onnxruntimes_quantize_dynamic_and_less_accurate(tiny_engine, tmp_path):
     built = {terms: build_engine(tiny_engine, settings=BuildSettings(precision="int8", int8_terms=terms,
                                                                      int8_activation_terms=activations,
@@ -94,10 +103,7 @@ def test_int8_one_term_is_onnxruntimes_quantize_dynamic_and_less_accurate(tiny_e
     assert load_manifest(built[1])["build"]["method"].startswith("onnxruntime.quantization.quantize_dynamic")
     assert build_module.default_output(tiny_engine, BuildSettings(precision="int8", int8_terms=1)).name.endswith(
         "-int8-one-term")
-    image = np.random.default_rng(0).integers(0, 256, (120, 90, 3), dtype=np.uint8)
-    reference = SamRuntime.load(tiny_engine, backend="onnxruntime").embed(image).embeddings
-    errors = {terms: float(np.abs(SamRuntime.load(path, backend="onnxruntime").embed(image).embeddings
-                                  - reference).max()) for terms, path in built.items()}
+    errors = {terms: _embedding_error(path, tiny_engine) for terms, path in built.items()}
     assert 0 < errors[2] < errors[1]
     with pytest.raises(InvalidInputError, match="--int8-terms"):
         BuildSettings(precision="int8", int8_terms=3)
@@ -116,10 +122,7 @@ def test_int8_second_activation_term_brings_the_build_close_to_fp32(tiny_engine,
     assert build_module.default_output(tiny_engine, BuildSettings(precision="int8", int8_activation_terms=1)).name \
         .endswith("-int8-uint8-activations")
     assert build_module.default_output(tiny_engine, BuildSettings(precision="int8")).name.endswith("-int8")
-    image = np.random.default_rng(0).integers(0, 256, (120, 90, 3), dtype=np.uint8)
-    reference = SamRuntime.load(tiny_engine, backend="onnxruntime").embed(image).embeddings
-    errors = {terms: float(np.abs(SamRuntime.load(path, backend="onnxruntime").embed(image).embeddings
-                                  - reference).max()) for terms, path in built.items()}
+    errors = {terms: _embedding_error(path, tiny_engine) for terms, path in built.items()}
     assert 0 < errors[2] < errors[1] / 10
     with pytest.raises(InvalidInputError, match="--int8-activation-terms.*two weight terms"):
         BuildSettings(precision="int8", int8_terms=1, int8_activation_terms=2)
