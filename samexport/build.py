@@ -222,8 +222,13 @@ def _method(settings: BuildSettings) -> str:
 
 
 def build_engine(engine_dir: str | Path, *, settings: BuildSettings, out_dir: str | Path | None = None,
-                 reference: Any = None, progress: Callable[[str], None] | None = None) -> Path:
+                 reference: Any = None, progress: Callable[[str], None] | None = None,
+                 overwrite: bool = False) -> Path:
     """Build ``settings`` from the fp32 engine directory ``engine_dir`` into ``out_dir``.
+
+    ``out_dir`` must not overlap ``engine_dir``; an existing engine directory there is replaced
+    (atomically) only with ``overwrite=True``, and any other existing contents are refused
+    (:class:`samrt.errors.OutputError`, raised before any work; see :mod:`samexport.staging`).
 
     ``reference``: the PyTorch model for the closing accuracy check (None skips the check).
     Returns the new directory. Raises BackendUnavailableError / BuildError / InvalidInputError.
@@ -239,10 +244,8 @@ def build_engine(engine_dir: str | Path, *, settings: BuildSettings, out_dir: st
         raise InvalidInputError("ENGINE_DIR", str(engine_dir), f"an fp32 engine directory (this one is "
                                 f"{manifest.get('precision')}); build from the directory `samexport export` wrote")
     out_dir = Path(out_dir) if out_dir is not None else default_output(engine_dir, settings)
-    if out_dir.resolve() == engine_dir.resolve():
-        raise InvalidInputError("--out", str(out_dir), "a directory other than ENGINE_DIR")
     started = _dt.datetime.now(_dt.timezone.utc)
-    with staged_directory(out_dir) as staging:
+    with staged_directory(out_dir, overwrite=overwrite, sources=[engine_dir]) as staging:
         fp32_nodes: dict[str, int] = {}
         for graph in ("encoder", "decoder"):
             name = manifest["graphs"][graph]["file"]

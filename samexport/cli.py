@@ -13,6 +13,9 @@ from samexport.precision import DEFAULT_POLICY, POLICIES
 
 
 def _fail(message: str, *, code: int = 1) -> None:
+    from .interrupts import raise_if_requested
+
+    raise_if_requested()  # an error that followed a swallowed Ctrl-C / SIGTERM is reported as the signal
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
@@ -23,20 +26,26 @@ def _cannot_write(target: object, exc: OSError, *, code: int = 1) -> None:
 
 
 class _Commands(click.Group):
-    """Every command: Ctrl-C ends with one sentence and exit status 130 (128 + SIGINT). Writers
-    stage their output in a temporary directory that is removed on the way out, so nothing
-    half-written is left behind."""
+    """Every command: Ctrl-C ends with one sentence and exit status 130 (128 + SIGINT), SIGTERM
+    the same way with 143. Writers stage their output in a temporary directory that is removed on
+    the way out, so nothing half-written is left behind."""
 
     def invoke(self, ctx: click.Context):  # noqa: ANN201 - click's signature
-        from .interrupts import install, reset
+        from . import interrupts
 
-        reset()
-        install()
+        interrupts.install()
         try:
-            return super().invoke(ctx)
-        except KeyboardInterrupt:
-            click.echo("error: interrupted (Ctrl-C); nothing half-written was left behind", err=True)
-            sys.exit(130)
+            try:
+                interrupts.raise_if_requested()  # a signal during start-up that something swallowed
+                return super().invoke(ctx)
+            except Exception:
+                # Library code that swallowed the signal may fail in its own way afterwards (torch's
+                # exporter retries with a half-imported module): the signal is the cause to report.
+                interrupts.raise_if_requested()
+                raise
+        except KeyboardInterrupt as exc:
+            click.echo(f"error: {interrupts.describe(exc)}; nothing half-written was left behind", err=True)
+            sys.exit(interrupts.exit_status(exc))
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -51,8 +60,10 @@ def main() -> None:
                    "for smoke tests and benchmarks only; add -stress, e.g. random:vit_b-stress, for "
                    "FP16-hostile outlier channels).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Engine directory to write (replaced atomically).")
-def export(source: str, out_dir: Path) -> None:
+              help="Engine directory to write: a new or empty directory, or an engine directory with --overwrite.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing engine directory at --out (atomically; other directories are never removed).")
+def export(source: str, out_dir: Path, overwrite: bool) -> None:
     """Export the encoder and decoder graphs to ONNX, check and verify them."""
     from .checkpoints import load_source
     from .export import export_model
@@ -60,7 +71,7 @@ def export(source: str, out_dir: Path) -> None:
     try:
         click.echo(f"loading {source}")
         model, digest = load_source(source)
-        export_model(model, out_dir, source=source, source_sha256=digest,
+        export_model(model, out_dir, source=source, source_sha256=digest, overwrite=overwrite,
                      progress=lambda msg: click.echo(f"  {msg} ..."))
     except SamError as exc:
         _fail(str(exc))
@@ -195,7 +206,10 @@ def report(engine_dir: Path, image_paths: tuple[str, ...], prompts_per_kind: int
 @click.option("--target", default="auto", show_default=True, type=click.Choice(["auto", "onnxruntime", "tensorrt"]),
               help="auto: tensorrt for fp16/fp32 when TensorRT and a GPU are present, else onnxruntime.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
-              help="New engine directory [default: ENGINE_DIR-<precision> beside ENGINE_DIR].")
+              help="New engine directory [default: ENGINE_DIR-<precision> beside ENGINE_DIR]; must not overlap "
+                   "ENGINE_DIR.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing engine directory at --out (atomically; other directories are never removed).")
 @click.option("--check-prompts", default=4, show_default=True, type=click.IntRange(min=0),
               help="Prompts of each kind in the closing accuracy check (0 skips it).")
 @click.option("--reference", default=None,
@@ -220,7 +234,7 @@ def report(engine_dir: Path, image_paths: tuple[str, ...], prompts_per_kind: int
               help="TensorRT: builder workspace limit in MiB [default: TensorRT's].")
 @click.option("--timing-cache", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="TensorRT: shared timing cache file [default: timing.cache in the output, reused on rebuild].")
-def build(engine_dir: Path, precision: str, target: str, out_dir: Path | None, check_prompts: int,
+def build(engine_dir: Path, precision: str, target: str, out_dir: Path | None, overwrite: bool, check_prompts: int,
           reference: str | None, policy: str, emulate: bool, int8_terms: int, int8_activation_terms: int | None,
           max_prompts: int, max_points: int, workspace_mb: int | None, timing_cache: Path | None) -> None:
     """Build an engine directory at another precision from the fp32 one `export` wrote.
@@ -247,7 +261,7 @@ def build(engine_dir: Path, precision: str, target: str, out_dir: Path | None, c
                                  workspace_mb=workspace_mb, timing_cache=timing_cache)
         manifest = load_manifest(engine_dir)
         model = reference_for_engine(manifest, reference) if check_prompts else None
-        built = build_engine(engine_dir, settings=settings, out_dir=out_dir, reference=model,
+        built = build_engine(engine_dir, settings=settings, out_dir=out_dir, reference=model, overwrite=overwrite,
                              progress=lambda msg: click.echo(f"  {msg} ...", err=True))
     except SamError as exc:
         _fail(str(exc))
@@ -439,4 +453,6 @@ def _write_segmentation(out_dir: Path, image: str, rgb, masks, records) -> None:
 
 
 if __name__ == "__main__":  # python -m samexport.cli
-    main()
+    from .console import run
+
+    run()

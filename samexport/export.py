@@ -182,8 +182,14 @@ def export_model(
     source_sha256: str | None,
     tolerances: Tolerances | None = None,
     progress: Callable[[str], None] | None = None,
+    overwrite: bool = False,
 ) -> Path:
-    """Export, check and verify both graphs into ``out_dir`` (replaced atomically)."""
+    """Export, check and verify both graphs into ``out_dir``.
+
+    ``out_dir`` must not exist, be empty, or (with ``overwrite=True``) be an engine directory
+    samexport wrote, which is then replaced atomically; anything else raises
+    :class:`samrt.errors.OutputError` before any work (see :mod:`samexport.staging`). ``source``,
+    where it names a file or directory, may not overlap ``out_dir``."""
     import onnx
     import onnxruntime
 
@@ -195,7 +201,7 @@ def export_model(
             progress(message)
 
     out_dir = Path(out_dir)
-    with staged_directory(out_dir) as staging:
+    with staged_directory(out_dir, overwrite=overwrite, sources=[source]) as staging:
         model = model.eval()
         say("exporting the image encoder")
         export_encoder(model, staging / spec.ENCODER_ONNX)

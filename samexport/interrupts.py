@@ -1,10 +1,12 @@
-"""Ctrl-C that cannot be swallowed.
+"""Ctrl-C and SIGTERM that cannot be swallowed.
 
 Python turns SIGINT into KeyboardInterrupt, but library code that catches BaseException (torch's
 ONNX exporter does, while it tries its export strategies) can absorb it and carry on, so a user's
 Ctrl-C would be ignored and the output published anyway. :func:`install` keeps a record of the
-request besides raising KeyboardInterrupt; :func:`raise_if_requested` re-raises it at our own
-checkpoints (between export steps, and before a staged directory is renamed into place).
+request besides raising; :func:`raise_if_requested` re-raises it at our own checkpoints (between
+export steps, and before a staged directory is renamed into place). SIGTERM (``kill``, a job
+scheduler, ``docker stop``) is treated the same way and raises :class:`Terminated`, a
+KeyboardInterrupt, so every clean-up path that handles Ctrl-C handles it too.
 """
 
 from __future__ import annotations
@@ -13,25 +15,50 @@ import signal
 import threading
 from types import FrameType
 
+__all__ = ["Terminated", "install", "raise_if_requested", "reset", "exit_status", "describe"]
+
 _requested = threading.Event()
+_signal: list[int] = []
 
 
-def _on_sigint(signum: int, frame: FrameType | None) -> None:
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived (raised where SIGINT would raise KeyboardInterrupt)."""
+
+
+def _interrupt(signum: int) -> KeyboardInterrupt:
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    if not _requested.is_set():
+        _signal[:] = [signum]
     _requested.set()
-    raise KeyboardInterrupt
+    raise _interrupt(signum)
 
 
 def install() -> None:
-    """Route SIGINT through the recorder (main thread only; elsewhere a no-op)."""
+    """Route SIGINT and SIGTERM through the recorder (main thread only; elsewhere a no-op)."""
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, _on_sigint)
+        signal.signal(signal.SIGINT, _on_signal)
+        signal.signal(signal.SIGTERM, _on_signal)
 
 
 def raise_if_requested() -> None:
-    """Raise KeyboardInterrupt if Ctrl-C was pressed since :func:`install`, even if swallowed."""
+    """Raise KeyboardInterrupt (Terminated for SIGTERM) if a signal arrived since :func:`install`,
+    even if library code swallowed it."""
     if _requested.is_set():
-        raise KeyboardInterrupt
+        raise _interrupt(_signal[0] if _signal else signal.SIGINT)
 
 
 def reset() -> None:
     _requested.clear()
+    _signal.clear()
+
+
+def exit_status(exc: BaseException) -> int:
+    """128 + the signal number, as shells report it: 130 for Ctrl-C, 143 for SIGTERM."""
+    return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+
+
+def describe(exc: BaseException) -> str:
+    return "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"

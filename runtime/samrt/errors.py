@@ -17,6 +17,7 @@ __all__ = [
     "BackendUnavailableError",
     "InferenceError",
     "EngineCompatibilityError",
+    "OutputError",
     "PerformanceWarning",
 ]
 
@@ -103,6 +104,16 @@ class ManifestError(SamError):
 class EngineCompatibilityError(ManifestError):
     """A TensorRT engine was built for another TensorRT version or GPU architecture; the message
     names both sides and the command that rebuilds it. Raised before deserializing anything."""
+
+
+class OutputError(SamError):
+    """An output path cannot be used as asked: it holds files that are not an engine directory,
+    it is an engine directory and replacing it was not asked for (``--overwrite``), or it
+    overlaps an input. Nothing was written or removed. ``path`` names the output."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}")
 
 
 class BackendUnavailableError(SamError):

@@ -91,3 +91,61 @@ def test_ctrl_c_during_export_leaves_nothing(tmp_path):
     assert stderr.count("error:") == 1 and "interrupted" in stderr and "Traceback" not in stderr
     assert not out.exists()
     assert not list(out.parent.iterdir()) if out.parent.exists() else True
+
+
+def test_sigterm_during_export_leaves_nothing(tmp_path):
+    out = tmp_path / "engines" / "tiny"
+    process = subprocess.Popen([sys.executable, "-m", "samexport.console", "export", "--model", "random:tiny",
+                                "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + 120
+    started = ""
+    while time.monotonic() < deadline and "exporting the image encoder" not in started:
+        started += process.stdout.readline()
+    time.sleep(1.0)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 143, stderr
+    assert stderr.count("error:") == 1 and "SIGTERM" in stderr and "Traceback" not in stderr
+    assert not out.exists()
+    assert list(out.parent.iterdir()) == []  # no hidden .tiny.partial-* left behind
+
+
+@pytest.mark.parametrize("delay", [0.15, 0.4, 0.8])
+def test_ctrl_c_while_the_command_line_starts_is_one_sentence(tmp_path, delay):
+    process = subprocess.Popen([sys.executable, "-m", "samexport.console", "export", "--model", "random:tiny",
+                                "--out", str(tmp_path / "out")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert stderr.count("error:") == 1 and "interrupted" in stderr and "Traceback" not in stderr, stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_during_imports_is_one_sentence(monkeypatch, capsys):
+    """Deterministic twin of the test above: the KeyboardInterrupt lands inside the import of
+    the command line itself."""
+    import importlib.abc
+
+    from samexport import console
+
+    class Interrupting(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name == "samexport.cli":
+                raise KeyboardInterrupt
+            return None
+
+    monkeypatch.delitem(sys.modules, "samexport.cli")
+    monkeypatch.setattr(sys, "meta_path", [Interrupting(), *sys.meta_path])
+    previous = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            console.run()
+    finally:
+        signal.signal(signal.SIGINT, previous[0])
+        signal.signal(signal.SIGTERM, previous[1])
+    assert exit_info.value.code == 130
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "interrupted" in err
