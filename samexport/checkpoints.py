@@ -49,13 +49,16 @@ def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file, or of a directory's weight files in name order."""
     path = Path(path)
     digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(
-        p for p in path.iterdir() if p.is_file() and p.name != "README.md"
-    )
-    for file in files:
-        with open(file, "rb") as handle:
-            while block := handle.read(chunk):
-                digest.update(block)
+    try:
+        files = [path] if path.is_file() else sorted(
+            p for p in path.iterdir() if p.is_file() and p.name != "README.md"
+        )
+        for file in files:
+            with open(file, "rb") as handle:
+                while block := handle.read(chunk):
+                    digest.update(block)
+    except OSError as exc:
+        raise CheckpointError(f"cannot be read ({exc.strerror or exc})", path=str(exc.filename or path)) from exc
     return digest.hexdigest()
 
 
@@ -65,7 +68,7 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
     ``torch.load(weights_only=True)``. Returns a flat ``{name: tensor}`` dict."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError("no such checkpoint file", path=str(path))
+        raise CheckpointError(_not_a_file(path), path=str(path))
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
@@ -82,12 +85,17 @@ def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
             f"code (torch.load weights_only=True rejected it: {_first_line(exc)})",
             path=str(path),
         ) from exc
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError, TypeError) as exc:
+    except Exception as exc:  # a corrupt file makes torch.load fail in any way (IndexError, struct.error, ...)
         raise CheckpointError(
-            f"not a readable PyTorch checkpoint (truncated or corrupt? {_first_line(exc)})",
+            f"not a readable PyTorch checkpoint (truncated or corrupt? {type(exc).__name__}: {_first_line(exc)})",
             path=str(path),
         ) from exc
     return _as_state_dict(data, path)
+
+
+def _not_a_file(path: Path) -> str:
+    return ("not a regular file (a device, FIFO or socket cannot be a checkpoint)" if path.exists()
+            else "no such file or directory")
 
 
 def _first_line(exc: BaseException) -> str:
@@ -349,23 +357,29 @@ def load_model(source: str | Path, *, config: SamConfig | None = None) -> SamMod
     ``config`` overrides the one found in (or inferred from) the checkpoint.
     """
     path = Path(source)
-    if path.is_dir():
-        found_config, state = _load_hf_directory(path)
-    elif path.is_file():
-        state = load_state_dict_file(path)
-        if any(k.startswith("image_encoder.") for k in state):
-            found_config = None if config is not None else _infer_or_raise(state, path)
-            state = meta_to_hf(state)
+    try:
+        if path.is_dir():
+            found_config, state = _load_hf_directory(path)
+        elif path.is_file():
+            state = load_state_dict_file(path)
+            if any(k.startswith("image_encoder.") for k in state):
+                found_config = None if config is not None else _infer_or_raise(state, path)
+                state = meta_to_hf(state)
+            else:
+                raise CheckpointError(
+                    "a single weight file must be a segment_anything checkpoint (keys image_encoder.*); "
+                    "for transformers weights pass the directory that holds config.json",
+                    path=str(path),
+                )
         else:
-            raise CheckpointError(
-                "a single weight file must be a segment_anything checkpoint (keys image_encoder.*); "
-                "for transformers weights pass the directory that holds config.json",
-                path=str(path),
-            )
-    else:
-        raise CheckpointError("no such file or directory", path=str(path))
-    model = SamModel(config or found_config)
-    load_state_dict_strict(model, state, source=str(path))
+            raise CheckpointError(_not_a_file(path), path=str(path))
+        model = SamModel(config or found_config)
+        load_state_dict_strict(model, state, source=str(path))
+    except CheckpointError:
+        raise
+    except Exception as exc:  # untrusted bytes: tensors of odd shapes or dtypes fail anywhere in the build
+        raise CheckpointError(f"cannot be loaded as a SAM checkpoint ({type(exc).__name__}: {_first_line(exc)})",
+                              path=str(path)) from exc
     return model.eval()
 
 

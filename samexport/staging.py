@@ -85,7 +85,7 @@ def check_no_overlap(out_dir: Path, sources: Iterable[str | Path]) -> None:
             continue
         origin = source.resolve()
         if target == origin or origin in target.parents or target in origin.parents:
-            raise OutputError(f"overlaps the input {source}; write the output somewhere else", path=str(out_dir))
+            raise OutputError(f"the output overlaps the input {source}; give --out (out_dir) a path outside it", path=str(out_dir))
 
 
 def _new_sibling(out_dir: Path, tag: str) -> Path:

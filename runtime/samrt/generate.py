@@ -32,6 +32,7 @@ from .amg import (
     stability_from_counts,
     uncrop_masks,
 )
+from .checks import check_int
 from .errors import InvalidInputError
 from .images import to_rgb_uint8
 from .regions import remove_small_regions
@@ -40,6 +41,12 @@ from .upscale import binarize_masks_at, upscale_masks_matmul
 __all__ = ["GenerateSettings", "generate_masks", "OUTPUT_MODES"]
 
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
+# Bounds on the work one call may ask for (segment_anything's defaults: 32 per side, 64 per
+# batch, no crop layers, 1,024 prompts). Past these a call would run for hours, not seconds.
+MAX_POINTS_PER_SIDE = 256
+MAX_POINTS_PER_BATCH = 1024
+MAX_CROP_LAYERS = 4
+MAX_PROMPTS = 1 << 17  # decoder prompts over all crops: about 1.5 h of ViT-B decoder time on 2 CPU cores
 # Masks upscaled to full resolution at once: bounds memory at ~7 x this x H x W bytes.
 _MASK_CHUNK = 8
 
@@ -68,15 +75,17 @@ class GenerateSettings:
         if (self.points_per_side is None) == (self.point_grids is None):
             raise InvalidInputError("points_per_side", self.points_per_side,
                                     "exactly one of points_per_side and point_grids")
-        if self.points_per_side is not None and (not _is_int(self.points_per_side) or self.points_per_side < 1):
-            raise InvalidInputError("points_per_side", self.points_per_side, "an integer >= 1")
-        if not _is_int(self.points_per_batch) or self.points_per_batch < 1:
-            raise InvalidInputError("points_per_batch", self.points_per_batch, "an integer >= 1")
-        if not _is_int(self.crop_n_layers) or self.crop_n_layers < 0:
-            raise InvalidInputError("crop_n_layers", self.crop_n_layers, "an integer >= 0")
-        if not _is_int(self.crop_n_points_downscale_factor) or self.crop_n_points_downscale_factor < 1:
-            raise InvalidInputError("crop_n_points_downscale_factor", self.crop_n_points_downscale_factor,
-                                    "an integer >= 1")
+        if self.points_per_side is not None:
+            check_int("points_per_side", self.points_per_side, low=1, high=MAX_POINTS_PER_SIDE)
+        check_int("points_per_batch", self.points_per_batch, low=1, high=MAX_POINTS_PER_BATCH)
+        check_int("crop_n_layers", self.crop_n_layers, low=0, high=MAX_CROP_LAYERS)
+        check_int("crop_n_points_downscale_factor", self.crop_n_points_downscale_factor, low=1)
+        if self.points_per_side is not None and \
+                int(self.points_per_side / self.crop_n_points_downscale_factor ** self.crop_n_layers) < 1:
+            raise InvalidInputError(
+                "crop_n_points_downscale_factor", self.crop_n_points_downscale_factor,
+                f"a factor that leaves crop layer {self.crop_n_layers} at least one point per side "
+                f"(points_per_side {self.points_per_side} / factor ** {self.crop_n_layers} >= 1)")
         if self.output_mode not in OUTPUT_MODES:
             raise InvalidInputError("output_mode", self.output_mode, f"one of {OUTPUT_MODES}")
         for name in ("pred_iou_thresh", "stability_score_thresh", "stability_score_offset", "mask_threshold",
@@ -87,13 +96,20 @@ class GenerateSettings:
         if not 0.0 <= self.crop_overlap_ratio < 1.0:
             raise InvalidInputError("crop_overlap_ratio", self.crop_overlap_ratio, "a number in [0, 1)")
         if self.point_grids is not None:
+            if isinstance(self.point_grids, (str, bytes)) or not isinstance(self.point_grids, (Sequence, np.ndarray)):
+                raise InvalidInputError("point_grids", type(self.point_grids).__name__,
+                                        "a list with one [K, 2] array per crop layer")
             if len(self.point_grids) != self.crop_n_layers + 1:
                 raise InvalidInputError("point_grids", f"{len(self.point_grids)} grids",
                                         f"one per crop layer ({self.crop_n_layers + 1})")
             for grid in self.point_grids:
-                arr = np.asarray(grid, dtype=np.float64)
-                if arr.ndim != 2 or arr.shape[1] != 2 or arr.shape[0] == 0:
-                    raise InvalidInputError("point_grids", f"a grid of shape {arr.shape}", "[K, 2] with K >= 1")
+                try:
+                    arr = np.asarray(grid, dtype=np.float64)
+                except (TypeError, ValueError) as exc:
+                    raise InvalidInputError("point_grids", type(grid).__name__, "[K, 2] arrays of numbers") from exc
+                if arr.ndim != 2 or arr.shape[1] != 2 or not 1 <= arr.shape[0] <= MAX_POINTS_PER_SIDE ** 2:
+                    raise InvalidInputError("point_grids", f"a grid of shape {arr.shape}",
+                                            f"[K, 2] with 1 <= K <= {MAX_POINTS_PER_SIDE ** 2}")
                 if not np.isfinite(arr).all() or (arr < 0).any() or (arr > 1).any():
                     raise InvalidInputError("point_grids", "values outside [0, 1]", "(x, y) in [0, 1]")
 
@@ -104,8 +120,21 @@ class GenerateSettings:
                 for i in range(self.crop_n_layers + 1)]
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+def check_crops_fit(original_size: tuple[int, int], settings: GenerateSettings) -> None:
+    """Refuse crop layers an image is too small for (a crop box of zero width or height), and
+    runs of more than ``MAX_PROMPTS`` decoder prompts in all (crops x grid points)."""
+    boxes, layers = crop_boxes_for(original_size, settings.crop_n_layers, settings.crop_overlap_ratio)
+    for (x0, y0, x1, y1), layer in zip(boxes, layers, strict=True):
+        if x1 <= x0 or y1 <= y0:
+            raise InvalidInputError("crop_n_layers", settings.crop_n_layers,
+                                    f"fewer crop layers for a {original_size[1]}x{original_size[0]} image "
+                                    f"(layer {layer} would cut crops of no pixels)")
+    grids = settings.grids()
+    prompts = sum(len(grids[layer]) for layer in layers)
+    if prompts > MAX_PROMPTS:
+        raise InvalidInputError("points_per_side", settings.points_per_side or "point_grids",
+                                f"at most {MAX_PROMPTS} prompts in all; these settings ask for {prompts} "
+                                f"({len(boxes)} crops)")
 
 
 @dataclass
@@ -132,6 +161,7 @@ def generate_masks(runtime, image: Any, settings: GenerateSettings,
     """See :meth:`samrt.SamRuntime.generate`."""
     rgb = to_rgb_uint8(image, argument="image")
     height, width = rgb.shape[:2]
+    check_crops_fit((height, width), settings)
     crop_boxes, layers = crop_boxes_for((height, width), settings.crop_n_layers, settings.crop_overlap_ratio)
     grids = settings.grids()
     batch = settings.points_per_batch
@@ -166,7 +196,7 @@ def generate_masks(runtime, image: Any, settings: GenerateSettings,
 def _process_batch(runtime, embedding, points: np.ndarray, crop_box, original_size, settings) -> _Found:
     crop_h, crop_w = embedding.original_size
     labels = np.ones((len(points), 1), np.int32)
-    out = runtime.decoder.infer(runtime.decoder_feeds(embedding, points[:, None, :], labels, None, None))
+    out = runtime.decode(runtime.decoder_feeds(embedding, points[:, None, :], labels, None, None))
     iou = out["iou_scores"][:, 1:].reshape(-1)
     low = out["low_res_masks"][:, 1:].reshape(-1, *out["low_res_masks"].shape[-2:])
     mask_points = np.repeat(points, 3, axis=0)

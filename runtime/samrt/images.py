@@ -54,6 +54,7 @@ def to_rgb_image(image: Any, *, argument: str = "images") -> Image.Image:
         image = _open_path(Path(image), argument)
     if isinstance(image, Image.Image) and image.mode not in (*_INTEGER_MODES, "F"):
         _check_pixels(image.height, image.width, argument)
+        _load(image, argument)
         return image if image.mode == "RGB" else image.convert("RGB")
     return Image.fromarray(to_rgb_uint8(image, argument=argument))
 
@@ -73,6 +74,8 @@ def _check_pixels(height: int, width: int, argument: str) -> None:
 
 
 def _open_path(path: Path, argument: str) -> Image.Image:
+    if path.exists() and not path.is_file():  # a FIFO, a device or a directory: open() could block forever
+        raise InvalidInputError(argument, str(path), "a regular image file (not a directory, FIFO or device)")
     try:
         image = Image.open(path)
     except Image.DecompressionBombError as exc:
@@ -87,8 +90,18 @@ def _open_path(path: Path, argument: str) -> Image.Image:
         raise InvalidInputError(argument, str(path), f"a decodable image file ({exc})") from exc
 
 
+def _load(image: Image.Image, argument: str) -> None:
+    """Decode a lazily opened PIL image now, once, on this thread: later steps read it from
+    several threads at once, and a lazy image decodes its file on each first access."""
+    try:
+        image.load()
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise InvalidInputError(argument, type(image).__name__, f"a decodable image ({exc})") from exc
+
+
 def _from_pil(image: Image.Image, argument: str) -> np.ndarray:
     _check_pixels(image.height, image.width, argument)
+    _load(image, argument)
     if image.mode in _INTEGER_MODES:
         data = np.asarray(image.convert("I"), dtype=np.float64)
         return _scaled(np.clip(data, 0, 65535) * (255.0 / 65535.0), argument)

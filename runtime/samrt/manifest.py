@@ -8,9 +8,14 @@
      "graphs": {"encoder": {"file", "inputs", "outputs", "opset"}, "decoder": {...}},
      "precision": "fp32", "versions": {"torch", "onnx", "onnxruntime", ...},
      "artifacts": {"encoder.onnx": {"sha256", "bytes"}, ...},
-     "verification": {...}}
+     "verification": {...},
+     optional: "build": {"target", "precision", "from", "from_manifest_sha256", "method", "seconds",
+                         "int8_terms", "int8_activation_terms"},
+               "tensorrt": {...} (samrt.compat), "precision_policy": {"name", "note", "fp32_nodes"},
+               "emulation": bool, "accuracy": {"passed", "prompts", "mask_iou", ...}}
 
-:func:`load_manifest` checks the schema version, that every artefact lies inside the
+:func:`load_manifest` checks the schema version, every field's type and bounds
+(:mod:`samrt.manifest_checks`), that every artefact lies inside the
 directory, exists, and has the recorded size and sha256, and raises :class:`ManifestError`
 naming the file otherwise — before any graph or engine is deserialised.
 """
@@ -24,6 +29,7 @@ from typing import Any
 
 from . import spec
 from .errors import ManifestError
+from .manifest_checks import check_structure
 
 __all__ = ["sha256_file", "artifact_record", "load_manifest", "write_manifest"]
 
@@ -49,8 +55,11 @@ def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
 
 
 def _inside(directory: Path, name: str) -> Path:
-    root = directory.resolve()
-    target = (root / name).resolve()
+    try:
+        root = directory.resolve()
+        target = (root / name).resolve()
+    except (OSError, ValueError, RuntimeError) as exc:  # a symlink loop, an unreadable directory
+        raise ManifestError(f"artefact {name!r} cannot be resolved ({exc})", path=str(directory)) from exc
     if target != root and root not in target.parents:
         raise ManifestError(f"artefact {name!r} points outside the engine directory", path=str(directory / name))
     return target
@@ -63,12 +72,21 @@ def load_manifest(directory: str | Path, *, verify_hashes: bool = True) -> dict[
     if not directory.is_dir():
         raise ManifestError("engine directory not found", path=str(directory))
     if not path.is_file():
+        try:
+            path.stat()
+        except PermissionError as exc:
+            raise ManifestError(f"cannot read the engine directory ({exc.strerror})", path=str(directory)) from exc
+        except OSError:
+            pass
         raise ManifestError("missing manifest.json (not an engine directory, or an interrupted export)",
                             path=str(path))
     try:
         manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ManifestError(f"unreadable manifest ({exc})", path=str(path)) from exc
+    except OSError as exc:
+        raise ManifestError(f"cannot read the manifest ({exc.strerror or exc})", path=str(path)) from exc
+    except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested thousands deep
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ManifestError(f"unreadable manifest ({reason})", path=str(path)) from exc
     if not isinstance(manifest, dict):
         raise ManifestError("manifest is not a JSON object", path=str(path))
     version = manifest.get("schema_version")
@@ -77,25 +95,19 @@ def load_manifest(directory: str | Path, *, verify_hashes: bool = True) -> dict[
             f"unknown schema_version {version!r}; this samrt reads version {spec.MANIFEST_SCHEMA_VERSION} "
             "(re-export the model with a matching samexport)", path=str(path),
         )
-    artifacts = manifest.get("artifacts")
-    if not isinstance(artifacts, dict) or not artifacts:
-        raise ManifestError("manifest lists no artifacts", path=str(path))
-    for name, record in artifacts.items():
+    check_structure(manifest, str(path))
+    for name, record in manifest["artifacts"].items():
         target = _inside(directory, name)
-        if not target.is_file():
-            raise ManifestError("artefact listed in the manifest is missing", path=str(directory / name))
-        if not isinstance(record, dict):
-            raise ManifestError("malformed artefact record", path=str(directory / name))
-        size = target.stat().st_size
-        if record.get("bytes") != size:
-            raise ManifestError(
-                f"size {size} bytes, the manifest says {record.get('bytes')} (truncated or edited)",
-                path=str(directory / name),
-            )
-        if verify_hashes and sha256_file(target) != record.get("sha256"):
-            raise ManifestError("sha256 does not match the manifest (corrupt or edited)", path=str(directory / name))
-    for graph in ("encoder", "decoder"):
-        file = manifest.get("graphs", {}).get(graph, {}).get("file")
-        if file not in artifacts:
-            raise ManifestError(f"the {graph} graph is not among the verified artifacts", path=str(path))
+        try:
+            if not target.is_file():
+                raise ManifestError("artefact listed in the manifest is missing", path=str(directory / name))
+            size = target.stat().st_size
+            if record["bytes"] != size:
+                raise ManifestError(f"size {size} bytes, the manifest says {record['bytes']} (truncated or edited)",
+                                    path=str(directory / name))
+            if verify_hashes and sha256_file(target) != record["sha256"]:
+                raise ManifestError("sha256 does not match the manifest (corrupt or edited)",
+                                    path=str(directory / name))
+        except OSError as exc:  # e.g. no read permission for this user
+            raise ManifestError(f"cannot read the artefact ({exc.strerror or exc})", path=str(directory / name)) from exc
     return manifest

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from . import spec
+from .checks import check_int, check_number, integer_array
 from .errors import InvalidInputError
 from .images import to_rgb_image
 from .resize import resize_rgb
@@ -52,6 +53,19 @@ def normalize_coordinates(
     return out.astype(np.float32)
 
 
+MAX_SIDE = 8192  # the longest resized edge and padded side the processor accepts (SAM: 1024)
+_RESAMPLE_FILTERS = frozenset(int(f) for f in Image.Resampling)
+
+
+def _three_numbers(argument: str, values: Any, *, positive: bool) -> np.ndarray:
+    if isinstance(values, (int, float, np.number)) and not isinstance(values, bool):
+        values = [values] * 3  # one number for every channel, as transformers accepts
+    if isinstance(values, (str, bytes)) or not isinstance(values, (Sequence, np.ndarray)) or len(values) != 3:
+        raise InvalidInputError(argument, values, "three numbers (one per RGB channel)")
+    return np.asarray([check_number(f"{argument}[{i}]", v, positive=positive) for i, v in enumerate(values)],
+                      dtype=np.float32)
+
+
 class SamProcessor:
     """transformers' ``SamProcessor`` options and semantics, returning NumPy arrays."""
 
@@ -71,19 +85,23 @@ class SamProcessor:
         do_convert_rgb: bool = True,
     ) -> None:
         self.do_resize = do_resize
-        self.size = dict(size or {"longest_edge": spec.IMAGE_SIZE})
-        if set(self.size) != {"longest_edge"} or int(self.size["longest_edge"]) <= 0:
+        if size is not None and (not isinstance(size, dict) or set(size) != {"longest_edge"}):
             raise InvalidInputError("size", size, 'a dict {"longest_edge": positive int}')
+        self.size = {"longest_edge": check_int('size["longest_edge"]', (size or {}).get("longest_edge", spec.IMAGE_SIZE),
+                                               low=1, high=MAX_SIDE)}
+        if resample not in _RESAMPLE_FILTERS:
+            raise InvalidInputError("resample", resample, f"a PIL resampling filter {sorted(_RESAMPLE_FILTERS)}")
         self.resample = resample
         self.do_rescale = do_rescale
-        self.rescale_factor = float(rescale_factor)
+        self.rescale_factor = check_number("rescale_factor", rescale_factor, positive=True)
         self.do_normalize = do_normalize
-        self.image_mean = np.asarray(image_mean, dtype=np.float32).reshape(-1)
-        self.image_std = np.asarray(image_std, dtype=np.float32).reshape(-1)
-        if self.image_mean.size != 3 or self.image_std.size != 3 or (self.image_std == 0).any():
-            raise InvalidInputError("image_std", list(image_std), "three non-zero floats (and image_mean three floats)")
+        self.image_mean = _three_numbers("image_mean", image_mean, positive=False)
+        self.image_std = _three_numbers("image_std", image_std, positive=True)
         self.do_pad = do_pad
-        self.pad_size = dict(pad_size or {"height": spec.IMAGE_SIZE, "width": spec.IMAGE_SIZE})
+        if pad_size is not None and (not isinstance(pad_size, dict) or set(pad_size) != {"height", "width"}):
+            raise InvalidInputError("pad_size", pad_size, 'a dict {"height": int, "width": int}')
+        self.pad_size = {key: check_int(f'pad_size["{key}"]', (pad_size or {}).get(key, spec.IMAGE_SIZE),
+                                        low=1, high=MAX_SIDE) for key in ("height", "width")}
         self.do_convert_rgb = do_convert_rgb
         # Fused rescale + normalise: x * a + b per channel.
         scale = self.rescale_factor if do_rescale else 1.0
@@ -96,13 +114,14 @@ class SamProcessor:
 
     # -- images --------------------------------------------------------------------------------
     def preprocess_image(
-        self, image: Any, *, out: np.ndarray | None = None,
+        self, image: Any, *, out: np.ndarray | None = None, argument: str = "images",
     ) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
         """One image -> (pixel_values float32 [3, Hp, Wp], original (H, W), reshaped (h, w)).
 
         out: optional float32 [3, Hp, Wp] to write into (e.g. one row of a batch), returned as
-        pixel_values; its padding is zeroed here."""
-        rgb = to_rgb_image(image)
+        pixel_values; its padding is zeroed here. argument: the caller's name for ``image``,
+        used in errors."""
+        rgb = to_rgb_image(image, argument=argument)
         original = (rgb.height, rgb.width)
         reshaped, (ph, pw) = self._frame(original)
         if out is None:
@@ -112,14 +131,13 @@ class SamProcessor:
         else:
             out[:, reshaped[0]:, :] = 0.0
             out[:, :reshaped[0], reshaped[1]:] = 0.0
-        h = reshaped[0]
 
-        def normalise(x0: int, strip: Image.Image) -> None:
+        def normalise(x0: int, y0: int, strip: Image.Image) -> None:
             pixels = np.asarray(strip, dtype=np.uint8)
-            x1 = x0 + pixels.shape[1]
+            x1, y1 = x0 + pixels.shape[1], y0 + pixels.shape[0]
             for c in range(3):
-                np.multiply(pixels[:, :, c], self._mul[c], out=out[c, :h, x0:x1], casting="unsafe")
-                out[c, :h, x0:x1] += self._add[c]
+                np.multiply(pixels[:, :, c], self._mul[c], out=out[c, y0:y1, x0:x1], casting="unsafe")
+                out[c, y0:y1, x0:x1] += self._add[c]
 
         resize_rgb(rgb, (reshaped[1], reshaped[0]), self.resample, normalise)
         return out, original, reshaped
@@ -195,9 +213,10 @@ class SamProcessor:
                 if arr.ndim != 3 or arr.shape[-1] != 2:
                     raise InvalidInputError("input_points", f"image {i}: shape {arr.shape}",
                                             "[point_batch, n, 2] per image")
+                check_coordinates(arr, "input_points", original_sizes[i])
                 arrays.append(normalize_coordinates(arr, original_sizes[i], self.longest_edge))
                 if labels is not None:
-                    lab = np.asarray(labels[i])
+                    lab = integer_array(labels[i], "input_labels")
                     if lab.ndim == 1:
                         lab = lab[None]
                     _check_labels(lab)
@@ -221,6 +240,7 @@ class SamProcessor:
                 if arr.ndim != 2 or arr.shape[-1] != 4:
                     raise InvalidInputError("input_boxes", f"image {i}: shape {arr.shape}", "[n_boxes, 4] per image")
                 check_boxes(arr, "input_boxes")
+                check_coordinates(arr, "input_boxes", original_sizes[i])
                 arrays.append(
                     normalize_coordinates(arr.reshape(-1, 2, 2), original_sizes[i], self.longest_edge).reshape(-1, 4)
                 )
@@ -243,6 +263,22 @@ class SamProcessor:
             masks, original_sizes, reshaped_input_sizes, mask_threshold=mask_threshold,
             binarize=binarize, pad_size=pad_size or self.pad_size,
         )
+
+
+COORDINATE_MARGIN = 64  # pixels beyond one image size outside the image that a prompt may lie
+
+
+def check_coordinates(coords: np.ndarray, argument: str, original_size: tuple[int, int]) -> None:
+    """Refuse (x, y) coordinates [..., 2] (or boxes [..., 4]) farther outside the image than its
+    own size plus ``COORDINATE_MARGIN`` pixels: further out they carry no meaning, and at
+    1e38 the prompt encoder's float32 arithmetic overflows to NaN."""
+    side = max(original_size)
+    low, high = -(side + COORDINATE_MARGIN), 2 * side + COORDINATE_MARGIN
+    outside = (coords < low) | (coords > high)
+    if outside.any():
+        raise InvalidInputError(argument, float(coords[outside][0]),
+                                f"coordinates from {low} to {high} for a {original_size[1]}x{original_size[0]} image "
+                                f"(within one image size plus {COORDINATE_MARGIN} pixels of it)")
 
 
 def check_boxes(boxes: np.ndarray, argument: str) -> None:

@@ -14,23 +14,58 @@ from typing import Any
 import numpy as np
 
 from . import spec
+from .checks import check_int, integer_array
 from .compat import check_tensorrt_compatible, local_device_info, tensorrt_record
-from .errors import BackendUnavailableError, InvalidInputError, PerformanceWarning
+from .errors import (
+    BackendUnavailableError,
+    InferenceError,
+    InvalidInputError,
+    ManifestError,
+    PerformanceWarning,
+)
 from .manifest import load_manifest
-from .processing import SamProcessor, check_boxes, finite_array, normalize_coordinates
+from .processing import SamProcessor, check_boxes, check_coordinates, finite_array, normalize_coordinates
 from .profiles import profiles_from_dict
 from .upscale import binarize_masks, upscale_masks
 
-__all__ = ["SamRuntime", "ImageEmbedding", "Prediction"]
+__all__ = ["SamRuntime", "ImageEmbedding", "Prediction", "PREDICT_CHUNK", "MAX_MASK_LOGIT"]
+
+DEFAULT_MAX_PROMPTS = 1024
+PREDICT_CHUNK = 16  # objects decoded and upscaled at a time in one predict call (~70 MB of scratch on ViT-B)
+MAX_MASK_LOGIT = 1e5  # |mask_input| bound: low-res logits are tens; 1e39 overflows float32 in the graph
+USER_LABELS = (spec.LABEL_FOREGROUND, spec.LABEL_BACKGROUND, spec.LABEL_NOT_A_POINT, spec.LABEL_IGNORED_PAD)
 
 
 @dataclass(frozen=True)
 class ImageEmbedding:
-    """``embeddings`` float32 [1, C, 64, 64]; sizes as (height, width)."""
+    """``embeddings`` float32 [1, C, 64, 64]; sizes as (height, width): ``original_size`` of the
+    image, ``reshaped_input_size`` after the resize to the longest edge (at most the engine's
+    image size). Checked on construction (InvalidInputError naming the field): an embedding
+    from a client or a cache is not trusted."""
 
     embeddings: np.ndarray
     original_size: tuple[int, int]
     reshaped_input_size: tuple[int, int]
+
+    def __post_init__(self) -> None:
+        from .images import max_image_pixels
+
+        if not isinstance(self.embeddings, np.ndarray) or self.embeddings.dtype != np.float32 \
+                or self.embeddings.ndim != 4 or self.embeddings.shape[0] != 1:
+            found = (f"{self.embeddings.dtype} array of shape {self.embeddings.shape}"
+                     if isinstance(self.embeddings, np.ndarray) else type(self.embeddings).__name__)
+            raise InvalidInputError("embeddings", found, "a float32 array [1, C, H, W] from embed()")
+        for field in ("original_size", "reshaped_input_size"):
+            value = getattr(self, field)
+            if not isinstance(value, (tuple, list)) or len(value) != 2:
+                raise InvalidInputError(field, value, "(height, width), two integers >= 1")
+            sizes = tuple(check_int(field, side, low=1, high=1 << 20) for side in value)
+            object.__setattr__(self, field, sizes)
+        height, width = self.original_size
+        limit = 2 * max_image_pixels()
+        if limit and height * width > limit:
+            raise InvalidInputError("original_size", self.original_size,
+                                    f"at most {limit} pixels (Pillow's decompression-bomb limit, as for images)")
 
 
 @dataclass(frozen=True)
@@ -47,16 +82,19 @@ class Prediction:
 class SamRuntime:
     """Serve an engine directory written by ``samexport export`` / ``build``."""
 
-    def __init__(self, *, directory: Path, manifest: dict[str, Any], encoder: Any, decoder: Any, backend: str) -> None:
+    def __init__(self, *, directory: Path, manifest: dict[str, Any], encoder: Any, decoder: Any, backend: str,
+                 max_prompts: int = DEFAULT_MAX_PROMPTS) -> None:
         self.directory = directory
         self.manifest = manifest
         self.encoder = encoder
         self.decoder = decoder
         self.backend = backend
+        self.max_prompts = check_int("max_prompts", max_prompts, low=1)
         self._warm = False
         pre = manifest["preprocessing"]
         self.image_size = int(pre["image_size"])
         self.mask_size = int(pre["mask_size"])
+        self.embedding_shape = tuple(manifest["graphs"]["decoder"]["inputs"][0]["shape"])
         self.processor = SamProcessor(
             size={"longest_edge": self.image_size},
             pad_size={"height": self.image_size, "width": self.image_size},
@@ -66,7 +104,7 @@ class SamRuntime:
     @classmethod
     def load(cls, directory: str | Path, *, backend: str = "auto", providers: list[str] | None = None,
              warmup: bool = False, limit_heap_fragmentation: bool | int = True,
-             decoder_workers: int | None = None) -> SamRuntime:
+             decoder_workers: int | None = None, max_prompts: int = 1024) -> SamRuntime:
         """Verify the manifest and artefact hashes, then load the graphs (and run ``warmup()``
         when ``warmup`` is True; ``ready()`` stays False until it has run).
 
@@ -83,7 +121,12 @@ class SamRuntime:
         ``samrt.backends.onnxruntime.decoder_row_workers``). None: the usable cores, at most 8;
         1: prompts one after another (e.g. in a service that already runs a request per core).
         GPU providers and TensorRT run a batch at once and ignore it.
+
+        max_prompts: the most objects one ``predict`` call takes (InvalidInputError beyond it).
+        Its result holds ~0.8 MB of low-res logits per object besides the masks, and the work
+        runs in chunks of ``PREDICT_CHUNK`` objects, so memory stays at the result plus a constant.
         """
+        check_int("max_prompts", max_prompts, low=1)
         if decoder_workers is not None and (isinstance(decoder_workers, bool) or not isinstance(decoder_workers, int)
                                             or decoder_workers < 1):
             raise InvalidInputError("decoder_workers", decoder_workers, "None or an int >= 1")
@@ -103,7 +146,10 @@ class SamRuntime:
         record = tensorrt_record(manifest, directory)
         if backend == "tensorrt" or (backend == "auto" and record is not None and _tensorrt_importable()):
             encoder, decoder = _tensorrt_runners(directory, record)
-            runtime = cls(directory=directory, manifest=manifest, encoder=encoder, decoder=decoder, backend="tensorrt")
+            _check_contract(directory, {g: {"file": record["engines"][g]} for g in ("encoder", "decoder")},
+                            encoder, decoder)
+            runtime = cls(directory=directory, manifest=manifest, encoder=encoder, decoder=decoder, backend="tensorrt",
+                          max_prompts=max_prompts)
             return runtime.warmup() if warmup else runtime
         from .backends.onnxruntime import OnnxRuntimeRunner, decoder_runner
 
@@ -111,7 +157,9 @@ class SamRuntime:
         encoder = OnnxRuntimeRunner(directory / graphs["encoder"]["file"], providers=providers)
         decoder = decoder_runner(directory / graphs["decoder"]["file"], providers=providers,
                                  running_on=encoder.providers, workers=decoder_workers)
-        runtime = cls(directory=directory, manifest=manifest, encoder=encoder, decoder=decoder, backend="onnxruntime")
+        _check_contract(directory, graphs, encoder, decoder)
+        runtime = cls(directory=directory, manifest=manifest, encoder=encoder, decoder=decoder, backend="onnxruntime",
+                      max_prompts=max_prompts)
         if manifest.get("precision") == "int8" and encoder.providers[:1] == ["CPUExecutionProvider"]:
             _warn_without_int8_kernels(directory, manifest)
         return runtime.warmup() if warmup else runtime
@@ -140,8 +188,8 @@ class SamRuntime:
     # -- encoder ---------------------------------------------------------------------------------
     def embed(self, image: Any) -> ImageEmbedding:
         """One image (PIL, array or path; see ``samrt.images``) -> its reusable embedding."""
-        pixels, original, reshaped = self.processor.preprocess_image(image)
-        out = self.encoder.infer({"pixel_values": pixels[None]})
+        pixels, original, reshaped = self.processor.preprocess_image(image, argument="image")
+        out = _finite(self.encoder.infer({"pixel_values": pixels[None]}), "encoder")
         return ImageEmbedding(embeddings=out["image_embeddings"], original_size=original, reshaped_input_size=reshaped)
 
     # -- decoder ---------------------------------------------------------------------------------
@@ -164,20 +212,37 @@ class SamRuntime:
         (TensorRT: in chunks of the engine's batch profile).
 
         points [N, P, 2] (or [P, 2] for one object) as (x, y) in original-image pixels;
-        labels [N, P], any integer dtype, values in {1, 0} (default all 1); boxes [N, 4] (or
+        labels [N, P], any integer dtype, values in {1, 0, -1, -10} (default all 1); boxes [N, 4] (or
         [4]) as x0, y0, x1, y1 in original pixels; mask_input [N, 1, 256, 256] low-res logits
         (e.g. a previous ``low_res_logits`` entry).
         """
-        if not isinstance(embedding, ImageEmbedding):
-            raise InvalidInputError("embedding", type(embedding).__name__, "an ImageEmbedding from embed()")
         feeds = self.decoder_feeds(embedding, points, labels, boxes, mask_input)
-        out = self.decoder.infer(feeds)
+        total = feeds["input_points"].shape[0]
+        if total > self.max_prompts:
+            raise InvalidInputError("points", f"{total} objects",
+                                    f"at most max_prompts={self.max_prompts} per call (SamRuntime.load(max_prompts=...))")
         chosen = slice(1, None) if multimask_output else slice(0, 1)
-        low_res = out["low_res_masks"][:, chosen]
-        iou = out["iou_scores"][:, chosen]
         sizes = (embedding.original_size, embedding.reshaped_input_size, (self.image_size, self.image_size))
-        masks = upscale_masks(low_res, *sizes) if return_logits else binarize_masks(low_res, *sizes)
+        low_res = iou = masks = None
+        for start in range(0, total, PREDICT_CHUNK):
+            stop = min(start + PREDICT_CHUNK, total)
+            out = self.decode({name: value if name == "image_embeddings" else np.ascontiguousarray(value[start:stop])
+                               for name, value in feeds.items()})
+            part = out["low_res_masks"][:, chosen]
+            up = upscale_masks(part, *sizes) if return_logits else binarize_masks(part, *sizes)
+            if low_res is None:
+                low_res = np.empty((total, *part.shape[1:]), part.dtype)
+                iou = np.empty((total, part.shape[1]), out["iou_scores"].dtype)
+                masks = np.empty((total, *up.shape[1:]), up.dtype)
+            low_res[start:stop], iou[start:stop], masks[start:stop] = part, out["iou_scores"][:, chosen], up
         return Prediction(masks=masks, iou_scores=iou, low_res_logits=low_res)
+
+    def decode(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the decoder graph on ready feeds (see :meth:`decoder_feeds`); outputs as the graph's
+        (``iou_scores`` [N, 4], ``low_res_masks`` [N, 4, 256, 256]). A NaN or inf in an output
+        raises InferenceError naming it."""
+        return _finite(self.decoder.infer({name: np.ascontiguousarray(value) for name, value in feeds.items()}),
+                       "decoder")
 
     # -- automatic mask generation ---------------------------------------------------------------
     def generate(
@@ -224,7 +289,10 @@ class SamRuntime:
 
     def decoder_feeds(self, embedding: ImageEmbedding, points: Any, labels: Any, boxes: Any,
                       mask_input: Any) -> dict[str, np.ndarray]:
-        """Build the decoder graph's inputs (see ``samrt.spec``) from user prompts."""
+        """Build the decoder graph's inputs (see ``samrt.spec``) from user prompts. Without a
+        ``mask_input`` the feeds' ``mask_input`` is a read-only broadcast of zeros (no memory per
+        prompt); take row slices of it with ``np.ascontiguousarray``."""
+        self._check_embedding(embedding)
         coords_parts: list[np.ndarray] = []
         label_parts: list[np.ndarray] = []
         n = None
@@ -235,18 +303,19 @@ class SamRuntime:
             if pts.ndim != 3 or pts.shape[-1] != 2 or pts.shape[1] == 0:
                 raise InvalidInputError("points", pts.shape, "[N, P, 2] or [P, 2] with P >= 1")
             n = pts.shape[0]
+            check_coordinates(pts, "points", embedding.original_size)
             if labels is None:
                 lab = np.ones(pts.shape[:2], np.int32)
             else:
-                lab = np.asarray(labels)
+                lab = integer_array(labels, "labels")
                 if lab.ndim == 1 and pts.shape[0] == 1:
                     lab = lab[None]
                 if lab.shape != pts.shape[:2]:
                     raise InvalidInputError("labels", lab.shape, f"shape {pts.shape[:2]} matching points")
                 if not np.issubdtype(lab.dtype, np.integer):
                     raise InvalidInputError("labels", str(lab.dtype), "an integer dtype")
-                if not np.isin(lab, (0, 1, -1, -10)).all():
-                    raise InvalidInputError("labels", np.unique(lab).tolist(), "values in {1, 0, -1, -10}")
+                if not np.isin(lab, USER_LABELS).all():
+                    raise InvalidInputError("labels", np.unique(lab).tolist(), f"values in {set(USER_LABELS)}")
             coords_parts.append(normalize_coordinates(pts, embedding.original_size, self.image_size))
             label_parts.append(lab.astype(np.int32))
         elif labels is not None:
@@ -258,6 +327,7 @@ class SamRuntime:
             if box.ndim != 2 or box.shape[-1] != 4 or box.shape[0] == 0:
                 raise InvalidInputError("boxes", box.shape, "[N, 4] or [4]")
             check_boxes(box, "boxes")
+            check_coordinates(box, "boxes", embedding.original_size)
             if n is not None and box.shape[0] != n:
                 raise InvalidInputError("boxes", box.shape, f"{n} boxes, one per point group")
             n = box.shape[0]
@@ -271,27 +341,52 @@ class SamRuntime:
             raise InvalidInputError("points", None, "points and/or boxes")
         size = self.mask_size
         if mask_input is None:
-            masks = np.zeros((n, 1, size, size), np.float32)
+            masks = np.broadcast_to(np.zeros((1, 1, size, size), np.float32), (n, 1, size, size))
             has = np.zeros((n,), np.float32)
         else:
-            masks = finite_array(mask_input, "mask_input", allow_empty=True).astype(np.float32)
+            masks = finite_array(mask_input, "mask_input", allow_empty=True)
             if masks.ndim == 3:
                 masks = masks[:, None]
             if masks.shape != (n, 1, size, size):
                 raise InvalidInputError("mask_input", masks.shape, f"[{n}, 1, {size}, {size}]")
+            if np.abs(masks).max() > MAX_MASK_LOGIT:
+                raise InvalidInputError("mask_input", float(np.abs(masks).max()),
+                                        f"low-res logits within +-{MAX_MASK_LOGIT:g} (e.g. a previous low_res_logits)")
+            masks = np.ascontiguousarray(masks, dtype=np.float32)
             has = np.ones((n,), np.float32)
         return {
             "image_embeddings": embedding.embeddings,
             "input_points": np.concatenate(coords_parts, axis=1).astype(np.float32),
             "input_labels": np.concatenate(label_parts, axis=1),
-            "mask_input": np.ascontiguousarray(masks),
+            "mask_input": masks,
             "has_mask_input": has,
         }
+
+    def _check_embedding(self, embedding: Any) -> None:
+        if not isinstance(embedding, ImageEmbedding):
+            raise InvalidInputError("embedding", type(embedding).__name__, "an ImageEmbedding from embed()")
+        expected = tuple(d if isinstance(d, int) else None for d in self.embedding_shape)
+        found = embedding.embeddings.shape
+        if any(e is not None and e != f for e, f in zip(expected, found, strict=True)):
+            raise InvalidInputError("embedding", f"embeddings of shape {found}",
+                                    f"the shape this engine's decoder takes {list(self.embedding_shape)}")
+        if max(embedding.reshaped_input_size) > self.image_size:
+            raise InvalidInputError("embedding", f"reshaped_input_size {embedding.reshaped_input_size}",
+                                    f"sides of at most this engine's image size {self.image_size}")
 
     def close(self) -> None:
         self._warm = False
         for runner in (self.encoder, self.decoder):
             runner.close()
+
+
+def _finite(outputs: dict[str, np.ndarray], graph: str) -> dict[str, np.ndarray]:
+    """``outputs`` unchanged, or InferenceError naming the first output holding NaN or inf."""
+    for name, value in outputs.items():
+        if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+            raise InferenceError(f"output {name} holds NaN or inf (the graph overflowed, or the engine is "
+                                 "broken: check it with `samexport report`)", graph=graph)
+    return outputs
 
 
 def _warn_without_int8_kernels(directory: Path, manifest: dict[str, Any]) -> None:
@@ -311,6 +406,23 @@ def _warn_without_int8_kernels(directory: Path, manifest: dict[str, Any]) -> Non
             "slower than the fp32 one; serve the fp32 engine on this machine, or a --int8-terms 1 build where its "
             "accuracy is enough (docs/precision.md)"),
             stacklevel=3)
+
+
+def _check_contract(directory: Path, graphs: dict[str, Any], encoder: Any, decoder: Any) -> None:
+    """The loaded graphs' real input and output names against the contract (``samrt.spec``), so a
+    graph file swapped for another (with its hash updated) is named here, not blamed on the
+    first call's feeds. Raises ManifestError naming the file."""
+    contract = {"encoder": (spec.encoder_inputs(), spec.encoder_outputs()),
+                "decoder": (spec.decoder_inputs(), spec.decoder_outputs())}
+    for graph, runner in (("encoder", encoder), ("decoder", decoder)):
+        inputs, outputs = contract[graph]
+        found = (sorted(runner.inputs), sorted(runner.output_names))
+        expected = (sorted(t.name for t in inputs), sorted(t.name for t in outputs))
+        if found != expected:
+            raise ManifestError(
+                f"this file is not a {graph} graph: its inputs {found[0]} and outputs {found[1]} should be "
+                f"{expected[0]} and {expected[1]} (a wrong or swapped file; export the engine again)",
+                path=str(directory / graphs[graph]["file"]))
 
 
 def _tensorrt_importable() -> bool:

@@ -60,9 +60,9 @@ def test_threaded_resize_is_bit_identical_to_pillow(size, resample):
     target = (1024, int(size[0] * 1024 / size[1] + 0.5))
     canvas = np.zeros((target[1], target[0], 3), np.uint8)
 
-    def consume(x0, strip):
+    def consume(x0, y0, strip):
         pixels = np.asarray(strip)
-        canvas[:, x0:x0 + pixels.shape[1]] = pixels
+        canvas[y0:y0 + pixels.shape[0], x0:x0 + pixels.shape[1]] = pixels
 
     resize_rgb(image, target, resample, consume)
     assert np.array_equal(canvas, np.asarray(image.resize(target, resample=resample)))

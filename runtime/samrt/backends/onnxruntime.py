@@ -106,10 +106,15 @@ class OnnxRuntimeRunner:
                  row_workers: int = 1) -> None:
         if isinstance(row_workers, bool) or not isinstance(row_workers, int) or row_workers < 1:
             raise InvalidInputError("row_workers", row_workers, "an int >= 1")
-        chosen = list(providers or self.default_providers())
+        chosen = self._check_providers(providers) if providers is not None else self.default_providers()
         self.path = path
         self.session = self._session(path, chosen, threads=threads, arena=arena,
                                      disabled_optimizers=disabled_optimizers)
+        if providers is not None and self.session.get_providers()[:1] != chosen[:1]:
+            raise BackendUnavailableError(
+                f"onnxruntime could not start {chosen[0]} for {path.name} (it would have run on "
+                f"{self.session.get_providers()} instead); ask for those providers explicitly, or fix the "
+                f"{chosen[0]} install")
         self.inputs = {i.name: i for i in self.session.get_inputs()}
         self.outputs = self.session.get_outputs()
         self.output_names = [o.name for o in self.outputs]
@@ -158,6 +163,18 @@ class OnnxRuntimeRunner:
                                         disabled_optimizers=list(disabled_optimizers))
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
             raise ManifestError(f"onnxruntime could not load the graph ({exc})", path=str(path)) from exc
+
+    @staticmethod
+    def _check_providers(providers: Sequence[str]) -> list[str]:
+        """Explicitly requested providers: a non-empty list of names onnxruntime offers here
+        (onnxruntime itself would drop an unknown one with a warning and run on the CPU)."""
+        available = available_providers()
+        if isinstance(providers, str) or not providers or not all(isinstance(p, str) for p in providers):
+            raise InvalidInputError("providers", providers, f"a non-empty list of provider names from {available}")
+        unknown = [p for p in providers if p not in available]
+        if unknown:
+            raise InvalidInputError("providers", list(providers), f"providers onnxruntime offers here: {available}")
+        return list(providers)
 
     @staticmethod
     def default_providers() -> list[str]:
@@ -236,7 +253,10 @@ class OnnxRuntimeRunner:
                     failed.append(exc)
                     return
 
-        helpers = [] if pool is None else [pool.submit(work) for _ in range(min(self.row_workers, len(starts)) - 1)]
+        try:
+            helpers = [] if pool is None else [pool.submit(work) for _ in range(min(self.row_workers, len(starts)) - 1)]
+        except RuntimeError as exc:  # close() shut the pool down while this call was starting
+            raise InferenceError("the runner was closed", graph=self.path.name) from exc
         work()
         for helper in helpers:
             helper.result()
