@@ -447,7 +447,7 @@ def _write_segmentation(out_dir: Path, image: str, rgb, masks, records) -> None:
             records[i]["mask"] = f"mask_{i}.png"
             records[i]["segmentation"] = coco_encode_rle(mask_to_rle(mask)[0])
         Image.fromarray(overlay.astype(np.uint8)).save(out_dir / "overlay.png")
-        (out_dir / "masks.json").write_text(json.dumps({"image": image, "masks": records}, indent=2) + "\n")
+        (out_dir / "masks.json").write_text(json.dumps({"image": image, "masks": records}, indent=2, allow_nan=False) + "\n")
     except OSError as exc:
         _cannot_write(out_dir, exc)
 

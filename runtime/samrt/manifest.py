@@ -95,7 +95,7 @@ def load_manifest(directory: str | Path, *, verify_hashes: bool = True) -> dict[
             f"unknown schema_version {version!r}; this samrt reads version {spec.MANIFEST_SCHEMA_VERSION} "
             "(re-export the model with a matching samexport)", path=str(path),
         )
-    check_structure(manifest, str(path))
+    check_structure(manifest, str(path), check_artefact_name=lambda name: _inside(directory, name))
     for name, record in manifest["artifacts"].items():
         target = _inside(directory, name)
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 from . import spec
@@ -108,9 +109,12 @@ class _Fields:
         return value
 
 
-def check_structure(manifest: dict[str, Any], path: str) -> None:
+def check_structure(manifest: dict[str, Any], path: str,
+                    check_artefact_name: Callable[[str], Any] | None = None) -> None:
     """Raise ManifestError (naming ``path`` and the field) unless ``manifest`` has every field
-    samrt and samexport read, of the right type and within bounds."""
+    samrt and samexport read, of the right type and within bounds. ``check_artefact_name`` is
+    called with each artefact's name before its record is checked (the loader refuses names that
+    point outside the engine directory there, the more telling error)."""
     f = _Fields(path)
     f.text(manifest, "name", "name")
     model = f.obj(manifest, "model", "model")
@@ -127,6 +131,8 @@ def check_structure(manifest: dict[str, Any], path: str) -> None:
         field = f"artifacts[{name!r}]"
         if not name or "\x00" in name or len(name) > _MAX_NAME:
             f.fail("artifacts", name, f"file names of 1 to {_MAX_NAME} characters without NUL bytes")
+        if check_artefact_name is not None:
+            check_artefact_name(name)
         if not isinstance(record, dict):
             f.fail(field, record, "an object with sha256 and bytes")
         f.integer(record, "bytes", f"{field}.bytes", 0, 1 << 50)

@@ -213,7 +213,6 @@ class SamProcessor:
                 if arr.ndim != 3 or arr.shape[-1] != 2:
                     raise InvalidInputError("input_points", f"image {i}: shape {arr.shape}",
                                             "[point_batch, n, 2] per image")
-                check_coordinates(arr, "input_points", original_sizes[i])
                 arrays.append(normalize_coordinates(arr, original_sizes[i], self.longest_edge))
                 if labels is not None:
                     lab = integer_array(labels[i], "input_labels")
@@ -240,7 +239,6 @@ class SamProcessor:
                 if arr.ndim != 2 or arr.shape[-1] != 4:
                     raise InvalidInputError("input_boxes", f"image {i}: shape {arr.shape}", "[n_boxes, 4] per image")
                 check_boxes(arr, "input_boxes")
-                check_coordinates(arr, "input_boxes", original_sizes[i])
                 arrays.append(
                     normalize_coordinates(arr.reshape(-1, 2, 2), original_sizes[i], self.longest_edge).reshape(-1, 4)
                 )
@@ -265,20 +263,23 @@ class SamProcessor:
         )
 
 
-COORDINATE_MARGIN = 64  # pixels beyond one image size outside the image that a prompt may lie
+COORDINATE_REACH = 16  # image sizes outside the image that a prompt given to the runtime may lie
+COORDINATE_MARGIN = 64  # pixels beyond that
 
 
 def check_coordinates(coords: np.ndarray, argument: str, original_size: tuple[int, int]) -> None:
-    """Refuse (x, y) coordinates [..., 2] (or boxes [..., 4]) farther outside the image than its
-    own size plus ``COORDINATE_MARGIN`` pixels: further out they carry no meaning, and at
-    1e38 the prompt encoder's float32 arithmetic overflows to NaN."""
+    """Refuse (x, y) coordinates [..., 2] (or boxes [..., 4]) farther than ``COORDINATE_REACH``
+    image sizes (plus ``COORDINATE_MARGIN`` pixels) outside the image: further out they carry no
+    meaning, and near 1e38 the prompt encoder's float32 arithmetic overflows to NaN. The runtime
+    checks this; ``SamProcessor`` keeps transformers' behaviour and only refuses NaN / inf."""
     side = max(original_size)
-    low, high = -(side + COORDINATE_MARGIN), 2 * side + COORDINATE_MARGIN
+    low = -(COORDINATE_REACH * side + COORDINATE_MARGIN)
+    high = (COORDINATE_REACH + 1) * side + COORDINATE_MARGIN
     outside = (coords < low) | (coords > high)
     if outside.any():
         raise InvalidInputError(argument, float(coords[outside][0]),
                                 f"coordinates from {low} to {high} for a {original_size[1]}x{original_size[0]} image "
-                                f"(within one image size plus {COORDINATE_MARGIN} pixels of it)")
+                                f"(within {COORDINATE_REACH} image sizes plus {COORDINATE_MARGIN} pixels of it)")
 
 
 def check_boxes(boxes: np.ndarray, argument: str) -> None:

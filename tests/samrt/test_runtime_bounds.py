@@ -30,7 +30,7 @@ def embedding(runtime):
     return runtime.embed(np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8))
 
 
-@pytest.mark.parametrize("points", [[[1e38, 1e38]], [[1e300, 5.0]], [[5.0, -1e30]], [[10_000.0, 5.0]]])
+@pytest.mark.parametrize("points", [[[1e38, 1e38]], [[1e300, 5.0]], [[5.0, -1e30]], [[2_000.0, 5.0]]])
 def test_far_away_points_are_refused(runtime, embedding, points):
     with pytest.raises(InvalidInputError, match="points"):
         runtime.predict(embedding, points=points)
