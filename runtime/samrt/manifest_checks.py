@@ -38,11 +38,17 @@ class _Fields:
             shown = shown[:57] + "..."
         raise ManifestError(f"field {field} is {shown}: expected {expected}", path=self.path)
 
+    def present(self, parent: dict[str, Any], key: str, field: str, optional: bool) -> bool:
+        """Whether ``key`` is in ``parent``; a missing required field raises ManifestError."""
+        if key in parent:
+            return True
+        if optional:
+            return False
+        raise ManifestError(f"field {field} is missing", path=self.path)
+
     def obj(self, parent: dict[str, Any], key: str, field: str, *, optional: bool = False) -> dict[str, Any] | None:
-        if key not in parent:
-            if optional:
-                return None
-            raise ManifestError(f"field {field} is missing", path=self.path)
+        if not self.present(parent, key, field, optional):
+            return None
         value = parent[key]
         if not isinstance(value, dict):
             self.fail(field, value, "a JSON object")
@@ -50,10 +56,8 @@ class _Fields:
 
     def text(self, parent: dict[str, Any], key: str, field: str, *, optional: bool = False,
              choices: tuple[str, ...] | None = None, allow_null: bool = False) -> str | None:
-        if key not in parent:
-            if optional:
-                return None
-            raise ManifestError(f"field {field} is missing", path=self.path)
+        if not self.present(parent, key, field, optional):
+            return None
         value = parent[key]
         if value is None and allow_null:
             return None
@@ -65,10 +69,8 @@ class _Fields:
 
     def integer(self, parent: dict[str, Any], key: str, field: str, low: int, high: int, *,
                 optional: bool = False) -> int | None:
-        if key not in parent:
-            if optional:
-                return None
-            raise ManifestError(f"field {field} is missing", path=self.path)
+        if not self.present(parent, key, field, optional):
+            return None
         value = parent[key]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             self.fail(field, value, f"an integer from {low} to {high}")
@@ -76,10 +78,8 @@ class _Fields:
 
     def number(self, parent: dict[str, Any], key: str, field: str, *, positive: bool = False,
                optional: bool = False, allow_null: bool = False) -> float | None:
-        if key not in parent:
-            if optional:
-                return None
-            raise ManifestError(f"field {field} is missing", path=self.path)
+        if not self.present(parent, key, field, optional):
+            return None
         value = parent[key]
         if value is None and allow_null:
             return None
@@ -92,17 +92,14 @@ class _Fields:
         return float(value)
 
     def flag(self, parent: dict[str, Any], key: str, field: str, *, optional: bool = False) -> bool | None:
-        if key not in parent:
-            if optional:
-                return None
-            raise ManifestError(f"field {field} is missing", path=self.path)
+        if not self.present(parent, key, field, optional):
+            return None
         if not isinstance(parent[key], bool):
             self.fail(field, parent[key], "true or false")
         return parent[key]
 
     def items(self, parent: dict[str, Any], key: str, field: str, *, low: int = 0, high: int = 64) -> list[Any]:
-        if key not in parent:
-            raise ManifestError(f"field {field} is missing", path=self.path)
+        self.present(parent, key, field, False)
         value = parent[key]
         if not isinstance(value, list) or not low <= len(value) <= high:
             self.fail(field, value, f"a list of {low} to {high} entries")

@@ -67,6 +67,14 @@ def _mutated(data: bytes, draw) -> bytes:
     return bytes(data)
 
 
+def _hf_copy(sources, tmp_path):
+    """The HF directory copied once per test (hypothesis's examples share ``tmp_path``)."""
+    target = tmp_path / "hf"
+    if not target.exists():
+        shutil.copytree(sources["hf"], target)
+    return target
+
+
 def _only_typed(call):
     try:
         call()
@@ -85,9 +93,7 @@ def test_fuzzed_meta_checkpoints(sources, tmp_path, data):
 @FUZZ
 @given(data=st.data())
 def test_fuzzed_safetensors(sources, tmp_path, data):
-    target = tmp_path / "hf"
-    if not target.exists():
-        shutil.copytree(sources["hf"], target)
+    target = _hf_copy(sources, tmp_path)
     original = (sources["hf"] / "model.safetensors").read_bytes()
     # the header (first 8 bytes + JSON) is where a parser can go wrong; mutate near it more often
     head = data.draw(st.integers(8, 8 + int.from_bytes(original[:8], "little")))
@@ -102,9 +108,7 @@ json_scalars = st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.float
 @FUZZ
 @given(data=st.data())
 def test_fuzzed_hf_configs(sources, tmp_path, data):
-    target = tmp_path / "hf"
-    if not target.exists():
-        shutil.copytree(sources["hf"], target)
+    target = _hf_copy(sources, tmp_path)
     config = json.loads((sources["hf"] / "config.json").read_text())
     for _ in range(data.draw(st.integers(1, 3))):
         section = data.draw(st.sampled_from([k for k, v in config.items() if isinstance(v, dict)] + [None]))

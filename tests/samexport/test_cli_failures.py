@@ -73,39 +73,35 @@ def test_interrupted_build_is_one_sentence(random_tiny_engine, tmp_path, monkeyp
     assert list(tmp_path.iterdir()) == []
 
 
-def test_ctrl_c_during_export_leaves_nothing(tmp_path):
+def _signal_during_export(tmp_path, module, signum):
+    """Start an export, wait until the encoder export is under way (torch's exporter catches
+    BaseException while it tries its strategies, the classic place for a signal to be swallowed),
+    send ``signum``; returns (exit status, stderr, the output path)."""
     out = tmp_path / "engines" / "tiny"
-    process = subprocess.Popen([sys.executable, "-m", "samexport.cli", "export", "--model", "random:tiny",
+    process = subprocess.Popen([sys.executable, "-m", module, "export", "--model", "random:tiny",
                                 "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    # wait until the encoder export is under way (torch's exporter catches BaseException while it
-    # tries its strategies, the classic place for a Ctrl-C to be swallowed), then press Ctrl-C
     deadline = time.monotonic() + 120
     started = ""
     while time.monotonic() < deadline and "exporting the image encoder" not in started:
         started += process.stdout.readline()
     time.sleep(1.0)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(signum)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 130, stderr
+    return process.returncode, stderr, out
+
+
+def test_ctrl_c_during_export_leaves_nothing(tmp_path):
+    code, stderr, out = _signal_during_export(tmp_path, "samexport.cli", signal.SIGINT)
+    assert code == 130, stderr
     assert stderr.count("error:") == 1 and "interrupted" in stderr and "Traceback" not in stderr
     assert not out.exists()
     assert not list(out.parent.iterdir()) if out.parent.exists() else True
 
 
 def test_sigterm_during_export_leaves_nothing(tmp_path):
-    out = tmp_path / "engines" / "tiny"
-    process = subprocess.Popen([sys.executable, "-m", "samexport.console", "export", "--model", "random:tiny",
-                                "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.monotonic() + 120
-    started = ""
-    while time.monotonic() < deadline and "exporting the image encoder" not in started:
-        started += process.stdout.readline()
-    time.sleep(1.0)
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 143, stderr
+    code, stderr, out = _signal_during_export(tmp_path, "samexport.console", signal.SIGTERM)
+    assert code == 143, stderr
     assert stderr.count("error:") == 1 and "SIGTERM" in stderr and "Traceback" not in stderr
     assert not out.exists()
     assert list(out.parent.iterdir()) == []  # no hidden .tiny.partial-* left behind
