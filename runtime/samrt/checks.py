@@ -10,7 +10,7 @@ import numpy as np
 
 from .errors import InvalidInputError
 
-__all__ = ["check_int", "check_number", "integer_array"]
+__all__ = ["check_int", "check_number", "rectangular_array"]
 
 
 def check_int(argument: str, value: Any, *, low: int, high: int | None = None) -> int:
@@ -30,14 +30,10 @@ def check_number(argument: str, value: Any, *, positive: bool = False) -> float:
     return float(value)
 
 
-def integer_array(value: Any, argument: str) -> np.ndarray:
-    """``value`` as a rectangular integer array (ragged nesting and non-integers are refused)."""
+def rectangular_array(value: Any, argument: str) -> np.ndarray:
+    """``value`` as a numpy array, refusing ragged nesting (numpy raises an untyped ValueError for
+    an inhomogeneous shape). Dtype rules stay with the caller."""
     try:
-        array = np.asarray(value)
-    except (ValueError, TypeError) as exc:  # ragged nesting: numpy refuses an inhomogeneous shape
-        raise InvalidInputError(argument, value, "a rectangular (nested) list or array of integers") from exc
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.integer) or array.size == 0):
-        if np.issubdtype(array.dtype, np.floating) and np.isfinite(array).all() and np.array_equal(array, np.round(array)):
-            return array.astype(np.int64)
-        raise InvalidInputError(argument, value, "a rectangular (nested) list or array of integers")
-    return array
+        return np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError(argument, value, "a rectangular (nested) list or array") from exc

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from . import spec
-from .checks import check_int, check_number, integer_array
+from .checks import check_int, check_number, rectangular_array
 from .errors import InvalidInputError
 from .images import to_rgb_image
 from .resize import resize_rgb
@@ -215,7 +215,7 @@ class SamProcessor:
                                             "[point_batch, n, 2] per image")
                 arrays.append(normalize_coordinates(arr, original_sizes[i], self.longest_edge))
                 if labels is not None:
-                    lab = integer_array(labels[i], "input_labels")
+                    lab = rectangular_array(labels[i], "input_labels")
                     if lab.ndim == 1:
                         lab = lab[None]
                     _check_labels(lab)

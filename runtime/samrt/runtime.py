@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import spec
-from .checks import check_int, integer_array
+from .checks import check_int, rectangular_array
 from .compat import check_tensorrt_compatible, local_device_info, tensorrt_record
 from .errors import (
     BackendUnavailableError,
@@ -307,7 +307,7 @@ class SamRuntime:
             if labels is None:
                 lab = np.ones(pts.shape[:2], np.int32)
             else:
-                lab = integer_array(labels, "labels")
+                lab = rectangular_array(labels, "labels")
                 if lab.ndim == 1 and pts.shape[0] == 1:
                     lab = lab[None]
                 if lab.shape != pts.shape[:2]:

@@ -195,3 +195,8 @@ def test_close_racing_calls_raises_only_typed_errors(random_tiny_engine, embeddi
         for thread in threads:
             thread.join(30)
     assert errors == []
+
+
+def test_float_labels_stay_refused_by_the_runtime(runtime, embedding):
+    with pytest.raises(InvalidInputError, match="integer dtype"):
+        runtime.predict(embedding, points=[[5.0, 5.0]], labels=np.array([1.0]))
