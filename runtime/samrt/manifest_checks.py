@@ -166,9 +166,7 @@ def _check_graph(f: _Fields, entry: dict[str, Any], graph: str, artifacts: dict[
     if file not in artifacts:
         raise ManifestError(f"the {graph} graph ({file!r}) is not among the verified artifacts", path=f.path)
     f.integer(entry, "opset", f"{prefix}.opset", 1, 1000)
-    contract = {"encoder": (spec.encoder_inputs(), spec.encoder_outputs()),
-                "decoder": (spec.decoder_inputs(), spec.decoder_outputs())}[graph]
-    for side, expected in zip(("inputs", "outputs"), contract, strict=True):
+    for side, expected in zip(("inputs", "outputs"), spec.graph_contract(graph), strict=True):
         tensors = f.items(entry, side, f"{prefix}.{side}", low=1, high=16)
         names = []
         for i, tensor in enumerate(tensors):

@@ -412,10 +412,8 @@ def _check_contract(directory: Path, graphs: dict[str, Any], encoder: Any, decod
     """The loaded graphs' real input and output names against the contract (``samrt.spec``), so a
     graph file swapped for another (with its hash updated) is named here, not blamed on the
     first call's feeds. Raises ManifestError naming the file."""
-    contract = {"encoder": (spec.encoder_inputs(), spec.encoder_outputs()),
-                "decoder": (spec.decoder_inputs(), spec.decoder_outputs())}
     for graph, runner in (("encoder", encoder), ("decoder", decoder)):
-        inputs, outputs = contract[graph]
+        inputs, outputs = spec.graph_contract(graph)
         found = (sorted(runner.inputs), sorted(runner.output_names))
         expected = (sorted(t.name for t in inputs), sorted(t.name for t in outputs))
         if found != expected:

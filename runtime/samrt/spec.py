@@ -65,6 +65,16 @@ def decoder_outputs(num_mask_tokens: int = 4, grid: int = EMBEDDING_SIZE) -> tup
     )
 
 
+def graph_contract(graph: str) -> tuple[tuple[TensorSpec, ...], tuple[TensorSpec, ...]]:
+    """(inputs, outputs) of ``graph`` ("encoder" or "decoder") at the default sizes: the names
+    and order a loaded graph and its manifest entry must have."""
+    if graph == "encoder":
+        return encoder_inputs(), encoder_outputs()
+    if graph == "decoder":
+        return decoder_inputs(), decoder_outputs()
+    raise ValueError(f"unknown graph {graph!r}: expected 'encoder' or 'decoder'")
+
+
 # Engine directory.
 MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA_VERSION = 1
