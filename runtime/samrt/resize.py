@@ -86,57 +86,36 @@ def resize_rgb(image: Image.Image, size: tuple[int, int], resample: int, consume
     if parts == 1 or order is None or image.width * image.height + width * height < _PARALLEL_MIN_PIXELS:
         consume(0, 0, image.resize(size, resample=resample) if size != image.size else image)
         return
-    if order:
-        intermediate = _vertical_pass(image, height, resample, parts)
-        _horizontal_pass(intermediate, width, resample, parts, consume)
-    else:
-        intermediate = _horizontal_pass(image, width, resample, parts)
-        _vertical_pass(intermediate, height, resample, parts, consume)
+    first = (image.width, height) if order else (width, image.height)
+    _one_pass(_one_pass(image, first, resample, parts), size, resample, parts, consume)
 
 
-def _horizontal_pass(image: Image.Image, width: int, resample: int, parts: int,
-                     consume: Consumer | None = None) -> Image.Image | None:
-    """Resize the width only, by row strips; into one image, or strip by strip to ``consume``."""
-    rows = split_range(image.height, parts)
+def _one_pass(image: Image.Image, size: tuple[int, int], resample: int, parts: int,
+              consume: Consumer | None = None) -> Image.Image | None:
+    """Resize ``image`` to ``size`` (width, height), which differs from ``image.size`` along one
+    axis at most, in strips cut across the other axis: row strips when the width changes (or
+    nothing does), column strips when the height does. Into one image, or strip by strip to
+    ``consume(x0, y0, strip)``."""
+    if consume is None and size == image.size:
+        return image
+    rows = size[1] == image.height
+    spans = split_range(image.height if rows else image.width, parts)
 
-    def strip(yy: tuple[int, int]) -> Image.Image:
-        piece = image.crop((0, yy[0], image.width, yy[1]))
-        if width != image.width:
-            piece = piece.resize((width, yy[1] - yy[0]), resample=resample)
+    def strip(span: tuple[int, int]) -> tuple[tuple[int, int], Image.Image]:
+        a, b = span
+        origin = (0, a) if rows else (a, 0)
+        piece = image.crop((0, a, image.width, b) if rows else (a, 0, b, image.height))
+        piece_size = (size[0], b - a) if rows else (b - a, size[1])
+        if piece.size != piece_size:
+            piece = piece.resize(piece_size, resample=resample)
         if consume is not None:
-            consume(0, yy[0], piece)
-        return piece
+            consume(*origin, piece)
+        return origin, piece
 
-    strips = parallel_map(strip, rows)
+    pieces = parallel_map(strip, spans)
     if consume is not None:
         return None
-    if width == image.width:
-        return image
-    joined = Image.new("RGB", (width, image.height))
-    for (y0, _), piece in zip(rows, strips, strict=True):
-        joined.paste(piece, (0, y0))
-    return joined
-
-
-def _vertical_pass(image: Image.Image, height: int, resample: int, parts: int,
-                   consume: Consumer | None = None) -> Image.Image | None:
-    """Resize the height only, by column strips; into one image, or strip by strip to ``consume``."""
-    columns = split_range(image.width, parts)
-
-    def strip(xx: tuple[int, int]) -> Image.Image:
-        piece = image.crop((xx[0], 0, xx[1], image.height))
-        if height != image.height:
-            piece = piece.resize((xx[1] - xx[0], height), resample=resample)
-        if consume is not None:
-            consume(xx[0], 0, piece)
-        return piece
-
-    strips = parallel_map(strip, columns)
-    if consume is not None:
-        return None
-    if height == image.height:
-        return image
-    joined = Image.new("RGB", (image.width, height))
-    for (x0, _), piece in zip(columns, strips, strict=True):
-        joined.paste(piece, (x0, 0))
+    joined = Image.new("RGB", size)
+    for origin, piece in pieces:
+        joined.paste(piece, origin)
     return joined
