@@ -97,9 +97,9 @@ def bench_engine(engine_dir: str | Path, *, settings: BenchSettings | None = Non
     image = synthetic_image(*settings.image_size) if image is None else image
     rng = np.random.default_rng(0)
     results: dict[str, Any] = {"backend": runtime.backend,
-                               "providers": getattr(runtime.encoder, "providers", None),
+                               "providers": runtime.encoder.describe()["providers"],
                                # threads a CPU decoder call of several prompts shares them over
-                               "decoder_workers": getattr(runtime.decoder, "row_workers", 1),
+                               "decoder_workers": runtime.decoder.describe()["row_workers"],
                                "load_and_warmup_ms": load_ms}
     say("preprocessing")
     results["preprocess"] = measure(lambda: runtime.processor.preprocess_image(image),
@@ -221,16 +221,15 @@ def run_bench(engine_dir: str | Path, *, settings: BenchSettings | None = None, 
               reference: Any = None, image: Any = None,
               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The full record written by ``samexport bench``: machine, engine, results, comparison."""
-    from samrt.manifest import load_manifest
+    from samrt.manifest import read_manifest
 
     settings = settings or BenchSettings()
-    manifest = load_manifest(Path(engine_dir))
+    manifest = read_manifest(Path(engine_dir))
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": describe_machine(),
-        "engine": {"name": manifest.get("name"), "source": manifest["model"]["source"],
-                   "precision": manifest.get("precision")},
+        "engine": {"name": manifest.name, "source": manifest.model.source, "precision": manifest.precision},
         "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.__dict__.items()},
         "samrt": bench_engine(engine_dir, settings=settings, backend=backend, image=image, progress=progress),
     }

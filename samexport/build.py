@@ -23,11 +23,11 @@ Targets and precisions:
   reproduces FP16 overflow, e.g. ``--policy naive`` on ``random:vit_b-stress``.
 - ``--target onnxruntime --precision fp32``: a verified copy (useful as a baseline directory).
 - ``--target tensorrt --precision fp16|fp32``: TensorRT plans through polygraphy
-  (:mod:`samexport.tensorrt_build`): fp16 as a strongly typed network from the same mixed FP16
-  ONNX, so the policy's FP32 islands hold; optimisation profiles from :mod:`samexport.profiles`
+  (:mod:`samexport.tensorrt.plans`): fp16 as a strongly typed network from the same mixed FP16
+  ONNX, so the policy's FP32 islands hold; optimisation profiles from :mod:`samexport.tensorrt.profile_planning`
   (``--max-prompts``, ``--max-points``); timing cache ``timing.cache`` reused between builds;
   the manifest's ``tensorrt`` record names the TensorRT version, GPU and compute capability that
-  ``samrt.compat`` checks before loading. Needs TensorRT and a CUDA GPU: without them the build
+  ``samrt.backends.tensorrt.compat`` checks before loading. Needs TensorRT and a CUDA GPU: without them the build
   fails with one sentence naming what is missing and the ``--target onnxruntime`` alternative
   (never a silent downgrade). int8 on TensorRT is refused (it needs calibration data).
 
@@ -42,18 +42,20 @@ import datetime as _dt
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from samrt import spec
+from samrt.backends.tensorrt.record import TensorRTRecord
+from samrt.engine_manifest import AccuracySummary, BuildRecord, EngineManifest, PrecisionPolicyRecord
 from samrt.errors import BackendUnavailableError, InvalidInputError, SamError
-from samrt.manifest import artifact_record, load_manifest, sha256_file, write_manifest
+from samrt.manifest import artifacts_of, read_manifest, sha256_file, write_manifest
 
 from .int8 import check_term_count
 from .precision import DEFAULT_POLICY, emulate_fp16, fp32_islands, policy_named, to_mixed_fp16
-from .profiles import plan_profiles, planned_axes
 from .staging import staged_directory
+from .tensorrt.profile_planning import plan_profiles, planned_axes
 
 TARGETS = ("onnxruntime", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -75,7 +77,7 @@ class BuildSettings:
     int8_activation_terms: with two weight terms, int8 terms per activation: 2 (uint8 plus its
     remainder, the default) or 1 (uint8 only: faster, less accurate); None: 2 with two weight terms,
     else 1 (see :attr:`activation_terms`);
-    max_prompts / max_points / max_batch: TensorRT profile limits (:mod:`samexport.profiles`);
+    max_prompts / max_points / max_batch: TensorRT profile limits (:mod:`samexport.tensorrt.profile_planning`);
     workspace_mb: TensorRT workspace limit (None: TensorRT's default, the GPU's memory);
     timing_cache: a shared TensorRT timing cache file (None: ``timing.cache`` in the output,
     seeded from a previous build in the same output directory)."""
@@ -130,7 +132,7 @@ def tensorrt_missing() -> str | None:
         import tensorrt  # noqa: F401
     except ImportError:
         return "TensorRT is not installed (the tensorrt Python package cannot be imported)"
-    from samrt.backends.cuda import load_cudart
+    from samrt.backends.tensorrt.cuda import load_cudart
 
     try:
         error, count = load_cudart().cudaGetDeviceCount()
@@ -239,16 +241,16 @@ def build_engine(engine_dir: str | Path, *, settings: BuildSettings, out_dir: st
     say = progress or (lambda _msg: None)
     engine_dir = Path(engine_dir)
     _check_supported(settings)
-    manifest = load_manifest(engine_dir)
-    if manifest.get("precision", "fp32") != "fp32":
+    manifest = read_manifest(engine_dir)
+    if manifest.precision != "fp32":
         raise InvalidInputError("ENGINE_DIR", str(engine_dir), f"an fp32 engine directory (this one is "
-                                f"{manifest.get('precision')}); build from the directory `samexport export` wrote")
+                                f"{manifest.precision}); build from the directory `samexport export` wrote")
     out_dir = Path(out_dir) if out_dir is not None else default_output(engine_dir, settings)
     started = _dt.datetime.now(_dt.timezone.utc)
     with staged_directory(out_dir, overwrite=overwrite, sources=[engine_dir]) as staging:
         fp32_nodes: dict[str, int] = {}
         for graph in ("encoder", "decoder"):
-            name = manifest["graphs"][graph]["file"]
+            name = manifest.graphs[graph].file
             if settings.precision == "int8" and graph in INT8_GRAPHS:
                 say(f"quantising the {graph} (dynamic int8: {settings.int8_terms} per weight, "
                     f"{settings.activation_terms} per activation)")
@@ -262,40 +264,39 @@ def build_engine(engine_dir: str | Path, *, settings: BuildSettings, out_dir: st
                 shutil.copy2(engine_dir / name, staging / name)
             onnx.checker.check_model(str(staging / name), full_check=True)
         plans = _build_tensorrt(staging, manifest, settings, out_dir, say) if settings.target == "tensorrt" else None
-        built = dict(manifest)
-        built.update({
-            "name": out_dir.name,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "precision": settings.precision,
-            "build": {"target": settings.target, "precision": settings.precision, "from": str(engine_dir),
-                      "from_manifest_sha256": sha256_file(engine_dir / spec.MANIFEST_NAME),
-                      "method": _method(settings),
-                      "seconds": None},
-            "versions": {**manifest.get("versions", {}), "onnx": onnx.__version__,
-                         "onnxruntime": onnxruntime.__version__},
-            "artifacts": {p.name: artifact_record(p) for p in sorted(staging.iterdir()) if p.is_file()},
-        })
-        built.pop("verification", None)
-        if plans is not None:
-            built["tensorrt"] = plans
+        build = BuildRecord(target=settings.target, precision=settings.precision, source_dir=str(engine_dir),
+                            from_manifest_sha256=sha256_file(engine_dir / spec.MANIFEST_NAME),
+                            method=_method(settings))
         if settings.precision == "int8":  # samrt reads these to judge the engine's speed on the serving CPU
-            built["build"].update(int8_terms=settings.int8_terms, int8_activation_terms=settings.activation_terms)
-        if settings.precision == "fp16":
-            built["precision_policy"] = {**policy_named(settings.policy).to_dict(), "fp32_nodes": fp32_nodes}
-            built["emulation"] = settings.emulate
+            build = replace(build, int8_terms=settings.int8_terms, int8_activation_terms=settings.activation_terms)
+        fp16 = settings.precision == "fp16"
+        built = replace(
+            manifest,
+            name=out_dir.name,
+            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            precision=settings.precision,
+            build=build,
+            versions={**manifest.versions, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
+            artifacts=artifacts_of(staging),
+            verification=None,
+            tensorrt=plans,
+            precision_policy=PrecisionPolicyRecord.from_dict(
+                {**policy_named(settings.policy).to_dict(), "fp32_nodes": fp32_nodes}) if fp16 else None,
+            emulation=settings.emulate if fp16 else None,
+        )
         write_manifest(staging, built)
         if reference is not None and settings.check_prompts:
             say("checking accuracy against the fp32 reference")
-            built["accuracy"] = _accuracy_summary(staging, reference, settings)
-        built["build"]["seconds"] = round((_dt.datetime.now(_dt.timezone.utc) - started).total_seconds(), 1)
-        write_manifest(staging, built)
+            built = replace(built, accuracy=AccuracySummary.from_dict(_accuracy_summary(staging, reference, settings)))
+        seconds = round((_dt.datetime.now(_dt.timezone.utc) - started).total_seconds(), 1)
+        write_manifest(staging, replace(built, build=replace(built.build, seconds=seconds)))
     return out_dir
 
 
-def _build_tensorrt(staging: Path, manifest: dict[str, Any], settings: BuildSettings, out_dir: Path,
-                    say: Callable[[str], None]) -> dict[str, Any]:
+def _build_tensorrt(staging: Path, manifest: EngineManifest, settings: BuildSettings, out_dir: Path,
+                    say: Callable[[str], None]) -> TensorRTRecord:
     """Plans for both graphs of ``staging`` (its ONNX already in the precision's form)."""
-    from .tensorrt_build import build_plan, tensorrt_record
+    from .tensorrt.plans import build_plan, built_tensorrt_record
 
     profiles = plan_profiles(manifest, max_batch=settings.max_batch, max_prompts=settings.max_prompts,
                              max_points=settings.max_points)
@@ -306,12 +307,13 @@ def _build_tensorrt(staging: Path, manifest: dict[str, Any], settings: BuildSett
     for graph in ("encoder", "decoder"):
         engines[graph] = f"{graph}.engine"
         say(f"building the {graph} TensorRT engine ({settings.precision}, {len(profiles[graph])} profile(s))")
-        seconds[graph] = build_plan(staging / manifest["graphs"][graph]["file"], staging / engines[graph],
+        seconds[graph] = build_plan(staging / manifest.graphs[graph].file, staging / engines[graph],
                                     precision=settings.precision, profiles=profiles[graph], timing_cache=cache,
                                     workspace_mb=settings.workspace_mb, say=say)
-    return tensorrt_record(precision=settings.precision, profiles=profiles, engines=engines, seconds=seconds,
-                           workspace_mb=settings.workspace_mb,
-                           timing_cache=TIMING_CACHE if settings.timing_cache is None else str(settings.timing_cache))
+    return built_tensorrt_record(precision=settings.precision, profiles=profiles, engines=engines, seconds=seconds,
+                                 workspace_mb=settings.workspace_mb,
+                                 timing_cache=TIMING_CACHE if settings.timing_cache is None
+                                 else str(settings.timing_cache))
 
 
 def _accuracy_summary(directory: Path, reference: Any, settings: BuildSettings) -> dict[str, Any]:

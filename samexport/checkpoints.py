@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from samrt.engine_manifest import ModelSource
 from samrt.errors import CheckpointError, ConfigError
 
 from .config import SamConfig, SamMaskDecoderConfig, SamPromptEncoderConfig, SamVisionConfig
@@ -461,17 +462,17 @@ def load_source(source: str) -> tuple[SamModel, str | None]:
     return load_model(source), sha256_of(source)
 
 
-def reference_for_engine(manifest: dict, source: str | None = None) -> SamModel:
-    """The PyTorch model an engine was exported from: ``source`` if given, else the manifest's
-    ``model.source``. A checkpoint whose sha256 differs from the one the manifest recorded is
+def reference_for_engine(exported_from: ModelSource, source: str | None = None) -> SamModel:
+    """The PyTorch model an engine was exported from (``exported_from``: its manifest's
+    ``model``): ``source`` if given, else ``exported_from.source``. A checkpoint whose sha256 differs from the one the manifest recorded is
     refused (CheckpointError), since comparing against other weights proves nothing."""
-    chosen = source or manifest["model"]["source"]
+    chosen = source or exported_from.source
     model, digest = load_source(chosen)
-    expected = manifest["model"].get("sha256")
+    expected = exported_from.sha256
     if expected and digest and digest != expected:
         raise CheckpointError(
             f"has sha256 {digest[:16]}..., but the engine was exported from "
-            f"{manifest['model']['source']!r} with sha256 {expected[:16]}...; pass the same checkpoint",
+            f"{exported_from.source!r} with sha256 {expected[:16]}...; pass the same checkpoint",
             path=chosen,
         )
     return model

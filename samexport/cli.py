@@ -105,15 +105,15 @@ def bench(engine_dir: Path, backend: str, compare_transformers: bool, reference:
     Prints p50/p90 latencies and writes them as JSON with the machine described.
     """
     from samrt.images import to_rgb_uint8
-    from samrt.manifest import load_manifest
+    from samrt.manifest import read_manifest
 
     from .bench import BenchSettings, run_bench
     from .checkpoints import reference_for_engine
 
     try:
-        manifest = load_manifest(engine_dir)
+        manifest = read_manifest(engine_dir)
         image = to_rgb_uint8(str(image_path), argument="--image") if image_path else None
-        model = reference_for_engine(manifest, reference) if compare_transformers else None
+        model = reference_for_engine(manifest.model, reference) if compare_transformers else None
         settings = BenchSettings(encoder_runs=encoder_runs, decoder_runs=decoder_runs, batch_prompts=batch_prompts)
         record = run_bench(engine_dir, settings=settings, backend=backend, reference=model, image=image,
                            progress=lambda msg: click.echo(f"  timing {msg} ...", err=True))
@@ -158,7 +158,7 @@ def report(engine_dir: Path, image_paths: tuple[str, ...], prompts_per_kind: int
 
     Exit status: 0 when every check passes, 1 when one fails, 2 for bad arguments.
     """
-    from samrt.manifest import load_manifest
+    from samrt.manifest import read_manifest
 
     from .checkpoints import reference_for_engine
     from .report import available_backends, load_images, run_report, sample_images
@@ -167,11 +167,11 @@ def report(engine_dir: Path, image_paths: tuple[str, ...], prompts_per_kind: int
     from .report.render import write_report
 
     try:
-        manifest = load_manifest(engine_dir)
+        manifest = read_manifest(engine_dir)
         chosen = [b.strip() for b in backends.split(",") if b.strip()] if backends else None
         images = load_images(image_paths) if image_paths else sample_images()
-        click.echo(f"loading the reference ({reference or manifest['model']['source']})", err=True)
-        model = reference_for_engine(manifest, reference)
+        click.echo(f"loading the reference ({reference or manifest.model.source})", err=True)
+        model = reference_for_engine(manifest.model, reference)
         chosen = chosen or available_backends(engine_dir, manifest)
         with click.progressbar(length=len(images) * len(chosen), label="comparing", file=sys.stderr) as bar:
             def progress(backend: str, done: int, total: int) -> None:
@@ -181,7 +181,7 @@ def report(engine_dir: Path, image_paths: tuple[str, ...], prompts_per_kind: int
             record, results = run_report(engine_dir, model, images=images, backends=chosen,
                                          thresholds_file=thresholds_file,
                                          settings=CompareSettings(prompts_per_kind=prompts_per_kind, worst_cases=worst),
-                                         reference_name=f"fp32 PyTorch ({reference or manifest['model']['source']})",
+                                         reference_name=f"fp32 PyTorch ({reference or manifest.model.source})",
                                          progress=progress)
     except SamError as exc:
         _fail(str(exc), code=2)
@@ -242,7 +242,7 @@ def build(engine_dir: Path, precision: str, target: str, out_dir: Path | None, o
     Ends with a short accuracy check against the fp32 PyTorch reference; its summary is stored
     in the new manifest (`accuracy`) and a failed check makes the exit status 1.
     """
-    from samrt.manifest import load_manifest
+    from samrt.manifest import read_manifest
 
     from .build import BuildSettings, build_engine, tensorrt_missing
     from .checkpoints import reference_for_engine
@@ -259,25 +259,25 @@ def build(engine_dir: Path, precision: str, target: str, out_dir: Path | None, o
                                  int8_activation_terms=int8_activation_terms, max_prompts=max_prompts,
                                  max_points=max_points,
                                  workspace_mb=workspace_mb, timing_cache=timing_cache)
-        manifest = load_manifest(engine_dir)
-        model = reference_for_engine(manifest, reference) if check_prompts else None
+        manifest = read_manifest(engine_dir)
+        model = reference_for_engine(manifest.model, reference) if check_prompts else None
         built = build_engine(engine_dir, settings=settings, out_dir=out_dir, reference=model, overwrite=overwrite,
                              progress=lambda msg: click.echo(f"  {msg} ...", err=True))
     except SamError as exc:
         _fail(str(exc))
     except OSError as exc:
         _cannot_write(out_dir or "the engine directory", exc)
-    result = load_manifest(built)
-    click.echo(f"wrote {built} ({result['build']['seconds']} s)")
-    accuracy = result.get("accuracy")
+    result = read_manifest(built)
+    click.echo(f"wrote {built} ({result.build.seconds} s)")
+    accuracy = result.accuracy
     if accuracy:
-        iou = accuracy["mask_iou"]
-        click.echo(f"accuracy vs fp32 reference: {'PASS' if accuracy['passed'] else 'FAIL'} "
-                   f"(embedding cosine {accuracy['embeddings_cosine_min']:.5f}, mask IoU min {iou['min']:.4f} "
-                   f"p5 {iou['p5']:.4f} mean {iou['mean']:.4f} over {accuracy['prompts']} prompts)")
-        for line in accuracy["failed"]:
+        iou = accuracy.mask_iou
+        click.echo(f"accuracy vs fp32 reference: {'PASS' if accuracy.passed else 'FAIL'} "
+                   f"(embedding cosine {accuracy.embeddings_cosine_min:.5f}, mask IoU min {iou['min']:.4f} "
+                   f"p5 {iou['p5']:.4f} mean {iou['mean']:.4f} over {accuracy.prompts} prompts)")
+        for line in accuracy.failed:
             click.echo(f"  FAILED {line}")
-        if not accuracy["passed"]:
+        if not accuracy.passed:
             sys.exit(1)
 
 
@@ -286,44 +286,16 @@ def build(engine_dir: Path, precision: str, target: str, out_dir: Path | None, o
 def inspect(engine_dir: Path) -> None:
     """Verify ENGINE_DIR (manifest, sha256 of every artefact) and describe it: source, precision,
     policy, graphs, accuracy, and whether its TensorRT engines can run on this machine."""
-    from samrt.compat import check_tensorrt_compatible, local_device_info, tensorrt_record
-    from samrt.manifest import load_manifest
+    from .inspection import inspect_engine
 
     try:
-        manifest = load_manifest(engine_dir)  # verifies every artefact's hash
-        record = tensorrt_record(manifest, engine_dir)
+        inspection = inspect_engine(engine_dir)
     except SamError as exc:
         _fail(str(exc))
-    model = manifest["model"]
-    click.echo(f"{manifest['name']}: verified ({len(manifest['artifacts'])} artefacts, sha256 match)")
-    click.echo(f"  source     {model['source']}" + (f" (sha256 {model['sha256'][:16]}...)" if model.get("sha256") else ""))
-    click.echo(f"  precision  {manifest.get('precision', 'fp32')}"
-               + (" (FP32 graphs emulating FP16)" if manifest.get("emulation") else ""))
-    if "precision_policy" in manifest:
-        policy = manifest["precision_policy"]
-        click.echo(f"  policy     {policy['name']}: {policy['note']} (FP32 nodes {policy['fp32_nodes']})")
-    for graph, entry in manifest["graphs"].items():
-        inputs = ", ".join(f"{i['name']}{list(i['shape'])}" for i in entry["inputs"])
-        click.echo(f"  {graph:<10} {entry['file']} (opset {entry['opset']}): {inputs}")
-    accuracy = manifest.get("accuracy")
-    if accuracy:
-        click.echo(f"  accuracy   {'PASS' if accuracy['passed'] else 'FAIL'} vs the fp32 reference over "
-                   f"{accuracy['prompts']} prompts (mask IoU mean {accuracy['mask_iou']['mean']:.4f})")
-    if record is None:
-        click.echo("  tensorrt   no engines (onnxruntime only)")
-        return
-    click.echo(f"  tensorrt   TensorRT {record['version']}, {record['gpu']} (compute capability "
-               f"{record['compute_capability']}), {record['precision']}, engines {sorted(record['engines'].values())}")
-    try:
-        device = local_device_info()
-    except (ImportError, RuntimeError) as exc:
-        click.echo(f"  here       cannot run the TensorRT engines ({exc}); onnxruntime can run the ONNX graphs")
-        return
-    try:
-        check_tensorrt_compatible(record, device, engine_dir)
-    except SamError as exc:
-        _fail(str(exc))
-    click.echo(f"  here       compatible (TensorRT {device.tensorrt_version}, {device.gpu})")
+    for line in inspection.lines():
+        click.echo(line)
+    if inspection.incompatible is not None:
+        _fail(str(inspection.incompatible))
 
 
 def _parse_point(text: str) -> tuple[float, float, int]:

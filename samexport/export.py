@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 from samrt import spec
+from samrt.engine_manifest import EngineManifest, GraphRecord, ModelSource, Preprocessing
 from samrt.errors import SamError
-from samrt.manifest import artifact_record, write_manifest
+from samrt.manifest import artifacts_of, write_manifest
 
 from .graphs import DecoderGraph, EncoderGraph
 from .interrupts import raise_if_requested
@@ -211,36 +212,24 @@ def export_model(
         verification = verify_graphs(model, staging, tolerances or Tolerances())
         cfg = model.config
         grid = cfg.prompt_encoder_config.image_embedding_size
-        manifest = {
-            "name": out_dir.name,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "samexport_version": __version__,
-            "model": {"source": source, "sha256": source_sha256, "config": cfg.to_dict()},
-            "preprocessing": {
-                "image_size": cfg.vision_config.image_size,
-                "mask_size": 4 * grid,
-                "image_mean": list(spec.IMAGE_MEAN),
-                "image_std": list(spec.IMAGE_STD),
-                "rescale_factor": spec.RESCALE_FACTOR,
+        manifest = EngineManifest(
+            name=out_dir.name,
+            created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            samexport_version=__version__,
+            model=ModelSource(source=source, sha256=source_sha256, config=cfg.to_dict()),
+            preprocessing=Preprocessing(image_size=cfg.vision_config.image_size, mask_size=4 * grid),
+            graphs={
+                "encoder": GraphRecord(file=spec.ENCODER_ONNX, opset=OPSET,
+                                       inputs=spec.encoder_inputs(size=cfg.vision_config.image_size),
+                                       outputs=spec.encoder_outputs(cfg.vision_config.output_channels, grid)),
+                "decoder": GraphRecord(file=spec.DECODER_ONNX, opset=OPSET,
+                                       inputs=spec.decoder_inputs(cfg.prompt_encoder_config.hidden_size, grid),
+                                       outputs=spec.decoder_outputs(cfg.mask_decoder_config.num_multimask_outputs + 1,
+                                                                    grid)),
             },
-            "graphs": {
-                "encoder": {"file": spec.ENCODER_ONNX, "opset": OPSET,
-                            "inputs": _specs(spec.encoder_inputs(size=cfg.vision_config.image_size)),
-                            "outputs": _specs(spec.encoder_outputs(cfg.vision_config.output_channels, grid))},
-                "decoder": {"file": spec.DECODER_ONNX, "opset": OPSET,
-                            "inputs": _specs(spec.decoder_inputs(cfg.prompt_encoder_config.hidden_size, grid)),
-                            "outputs": _specs(spec.decoder_outputs(
-                                cfg.mask_decoder_config.num_multimask_outputs + 1, grid))},
-            },
-            "precision": "fp32",
-            "versions": {"torch": torch.__version__, "onnx": onnx.__version__,
-                         "onnxruntime": onnxruntime.__version__},
-            "artifacts": {p.name: artifact_record(p) for p in sorted(staging.iterdir()) if p.is_file()},
-            "verification": verification,
-        }
+            versions={"torch": torch.__version__, "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
+            artifacts=artifacts_of(staging),
+            verification=verification,
+        )
         write_manifest(staging, manifest)
     return out_dir
-
-
-def _specs(items) -> list[dict[str, Any]]:
-    return [{"name": t.name, "dtype": t.dtype, "shape": list(t.shape)} for t in items]

@@ -8,43 +8,65 @@ from the graphs (export, precision, backend), not from processing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from samrt import SamRuntime, spec
-from samrt.manifest import load_manifest
+from samrt.backends.feeds import check_feeds
+from samrt.manifest import read_manifest
 
 from .graphs import DecoderGraph, EncoderGraph
 from .modeling.sam import SamModel
 
 
 class TorchGraphRunner:
-    """``infer(feeds) -> outputs`` for a torch module, names as in ``samrt.spec``."""
+    """A torch module behind the :class:`samrt.backends.Runner` interface; ``inputs`` and
+    ``outputs`` are the graph contract's :class:`samrt.spec.TensorSpec` s of ``graph``."""
 
-    def __init__(self, module: torch.nn.Module, *, inputs: list[str], outputs: list[str]) -> None:
+    def __init__(self, module: torch.nn.Module, *, graph: str) -> None:
         self.module = module.eval()
-        self.input_names = inputs
-        self.output_names = outputs
-        self.providers = ["torch-cpu-fp32"]
+        self.graph = graph
+        inputs, outputs = spec.graph_contract(graph)
+        self._inputs = {t.name: t for t in inputs}
+        self._outputs = {t.name: t for t in outputs}
+        self._closed = False
 
-    def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        args = [torch.from_numpy(np.ascontiguousarray(feeds[name])) for name in self.input_names]
+    @property
+    def inputs(self) -> dict[str, spec.TensorSpec]:
+        return self._inputs
+
+    @property
+    def outputs(self) -> dict[str, spec.TensorSpec]:
+        return self._outputs
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "reference", "providers": ["torch-cpu-fp32"], "device": "cpu",
+                "threads": torch.get_num_threads(), "row_workers": 1}
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        check_feeds(feeds, self._inputs)
+        args = [torch.from_numpy(np.ascontiguousarray(feeds[name])) for name in self._inputs]
         with torch.inference_mode():
             out = self.module(*args)
         out = out if isinstance(out, tuple) else (out,)
-        return {name: t.numpy() for name, t in zip(self.output_names, out, strict=True)}
+        return {name: t.numpy() for name, t in zip(self._outputs, out, strict=True)}
 
     def close(self) -> None:
-        pass
+        self._closed = True
 
 
 def reference_runtime(model: SamModel, engine_dir: str | Path) -> SamRuntime:
     """A ``SamRuntime`` over the fp32 PyTorch graphs of ``model``, with the engine's manifest."""
     directory = Path(engine_dir)
-    manifest = load_manifest(directory)
-    encoder = TorchGraphRunner(EncoderGraph(model), inputs=["pixel_values"], outputs=["image_embeddings"])
-    decoder = TorchGraphRunner(DecoderGraph(model), inputs=[t.name for t in spec.decoder_inputs()],
-                               outputs=[t.name for t in spec.decoder_outputs()])
+    manifest = read_manifest(directory)
+    encoder = TorchGraphRunner(EncoderGraph(model), graph="encoder")
+    decoder = TorchGraphRunner(DecoderGraph(model), graph="decoder")
     return SamRuntime(directory=directory, manifest=manifest, encoder=encoder, decoder=decoder,
                       backend="reference")

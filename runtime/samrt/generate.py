@@ -12,8 +12,8 @@ NMS across crops preferring smaller crops; optionally remove small holes and isl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -112,6 +112,24 @@ class GenerateSettings:
                                             f"[K, 2] with 1 <= K <= {MAX_POINTS_PER_SIDE ** 2}")
                 if not np.isfinite(arr).all() or (arr < 0).any() or (arr > 1).any():
                     raise InvalidInputError("point_grids", "values outside [0, 1]", "(x, y) in [0, 1]")
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> GenerateSettings:
+        """Settings from keyword options (segment_anything's names); an unknown name is an
+        InvalidInputError listing the known ones."""
+        known = cls.option_names()
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise InvalidInputError(unknown[0], options[unknown[0]], f"one of the options {list(known)}")
+        return cls(**options)
+
+    @classmethod
+    def option_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    def options(self) -> dict[str, Any]:
+        """The settings as keyword options (what :meth:`from_options` takes)."""
+        return {name: getattr(self, name) for name in self.option_names()}
 
     def grids(self) -> list[np.ndarray]:
         if self.point_grids is not None:

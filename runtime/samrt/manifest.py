@@ -1,18 +1,6 @@
 """The engine-directory manifest: schema, writing, and verification before anything loads.
 
-``manifest.json`` (schema version ``spec.MANIFEST_SCHEMA_VERSION``)::
-
-    {"schema_version": 1, "name": ..., "created": ISO time, "samexport_version": ...,
-     "model": {"source": ..., "sha256": ..., "config": {...}},
-     "preprocessing": {"image_size", "mask_size", "image_mean", "image_std", "rescale_factor"},
-     "graphs": {"encoder": {"file", "inputs", "outputs", "opset"}, "decoder": {...}},
-     "precision": "fp32", "versions": {"torch", "onnx", "onnxruntime", ...},
-     "artifacts": {"encoder.onnx": {"sha256", "bytes"}, ...},
-     "verification": {...},
-     optional: "build": {"target", "precision", "from", "from_manifest_sha256", "method", "seconds",
-                         "int8_terms", "int8_activation_terms"},
-               "tensorrt": {...} (samrt.compat), "precision_policy": {"name", "note", "fp32_nodes"},
-               "emulation": bool, "accuracy": {"passed", "prompts", "mask_iou", ...}}
+``manifest.json``: the fields and their meaning are :class:`samrt.engine_manifest.EngineManifest`'s.
 
 :func:`load_manifest` checks the schema version, every field's type and bounds
 (:mod:`samrt.manifest_checks`), that every artefact lies inside the
@@ -28,10 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from . import spec
+from .engine_manifest import Artifact, EngineManifest
 from .errors import ManifestError
 from .manifest_checks import check_structure
 
-__all__ = ["sha256_file", "artifact_record", "load_manifest", "write_manifest"]
+__all__ = ["sha256_file", "artifact_record", "load_manifest", "read_manifest", "write_manifest"]
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -46,8 +35,17 @@ def artifact_record(path: Path) -> dict[str, Any]:
     return {"sha256": sha256_file(path), "bytes": path.stat().st_size}
 
 
-def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
-    manifest = dict(manifest)
+def artifacts_of(directory: Path) -> dict[str, Artifact]:
+    """An :class:`~samrt.engine_manifest.Artifact` for every file directly in ``directory``
+    except the manifest, by name."""
+    return {p.name: Artifact.from_dict(artifact_record(p)) for p in sorted(directory.iterdir())
+            if p.is_file() and p.name != spec.MANIFEST_NAME}
+
+
+def write_manifest(directory: Path, manifest: EngineManifest | dict[str, Any]) -> Path:
+    """Write ``manifest`` (typed, or a dict of the same schema) as ``directory/manifest.json``,
+    stamped with this release's schema version."""
+    manifest = manifest.to_dict() if isinstance(manifest, EngineManifest) else dict(manifest)
     manifest["schema_version"] = spec.MANIFEST_SCHEMA_VERSION
     path = directory / spec.MANIFEST_NAME
     path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
@@ -65,8 +63,16 @@ def _inside(directory: Path, name: str) -> Path:
     return target
 
 
+def read_manifest(directory: str | Path, *, verify_hashes: bool = True) -> EngineManifest:
+    """Read and verify ``directory/manifest.json`` (:func:`load_manifest`); the typed manifest."""
+    directory = Path(directory)
+    return EngineManifest.from_dict(load_manifest(directory, verify_hashes=verify_hashes),
+                                    path=str(directory / spec.MANIFEST_NAME))
+
+
 def load_manifest(directory: str | Path, *, verify_hashes: bool = True) -> dict[str, Any]:
-    """Read and verify ``directory/manifest.json``. Returns the manifest dict."""
+    """Read and verify ``directory/manifest.json``. Returns the manifest as a plain dict (for
+    tools that edit it); :func:`read_manifest` gives the typed form."""
     directory = Path(directory)
     path = directory / spec.MANIFEST_NAME
     if not directory.is_dir():

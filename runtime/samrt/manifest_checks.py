@@ -147,7 +147,7 @@ def check_structure(manifest: dict[str, Any], path: str,
     _check_build(f, f.obj(manifest, "build", "build", optional=True))
     _check_policy(f, f.obj(manifest, "precision_policy", "precision_policy", optional=True))
     _check_accuracy(f, f.obj(manifest, "accuracy", "accuracy", optional=True))
-    f.obj(manifest, "tensorrt", "tensorrt", optional=True)  # its fields: samrt.compat.tensorrt_record
+    f.obj(manifest, "tensorrt", "tensorrt", optional=True)  # its fields: samrt.backends.tensorrt.compat.read_tensorrt_record
 
 
 def _check_preprocessing(f: _Fields, pre: dict[str, Any]) -> None:

@@ -14,18 +14,13 @@ from typing import Any
 import numpy as np
 
 from . import spec
+from .backends import Runner, check_runner, load_runners, select_backend
 from .checks import check_int, rectangular_array
-from .compat import check_tensorrt_compatible, local_device_info, tensorrt_record
-from .errors import (
-    BackendUnavailableError,
-    InferenceError,
-    InvalidInputError,
-    ManifestError,
-    PerformanceWarning,
-)
-from .manifest import load_manifest
+from .engine_manifest import EngineManifest
+from .generate import GenerateSettings, generate_masks
+from .errors import InferenceError, InvalidInputError, ManifestError, PerformanceWarning
+from .manifest import read_manifest
 from .processing import SamProcessor, check_boxes, check_coordinates, finite_array, normalize_coordinates
-from .profiles import profiles_from_dict
 from .upscale import binarize_masks, upscale_masks
 
 __all__ = ["SamRuntime", "ImageEmbedding", "Prediction", "PREDICT_CHUNK", "MAX_MASK_LOGIT"]
@@ -82,23 +77,23 @@ class Prediction:
 class SamRuntime:
     """Serve an engine directory written by ``samexport export`` / ``build``."""
 
-    def __init__(self, *, directory: Path, manifest: dict[str, Any], encoder: Any, decoder: Any, backend: str,
+    def __init__(self, *, directory: Path, manifest: EngineManifest, encoder: Runner, decoder: Runner, backend: str,
                  max_prompts: int = DEFAULT_MAX_PROMPTS) -> None:
         self.directory = directory
         self.manifest = manifest
-        self.encoder = encoder
-        self.decoder = decoder
+        self.encoder = check_runner(encoder)
+        self.decoder = check_runner(decoder)
         self.backend = backend
         self.max_prompts = check_int("max_prompts", max_prompts, low=1)
         self._warm = False
-        pre = manifest["preprocessing"]
-        self.image_size = int(pre["image_size"])
-        self.mask_size = int(pre["mask_size"])
-        self.embedding_shape = tuple(manifest["graphs"]["decoder"]["inputs"][0]["shape"])
+        pre = manifest.preprocessing
+        self.image_size = pre.image_size
+        self.mask_size = pre.mask_size
+        self.embedding_shape = manifest.graphs["decoder"].inputs[0].shape
         self.processor = SamProcessor(
             size={"longest_edge": self.image_size},
             pad_size={"height": self.image_size, "width": self.image_size},
-            image_mean=pre["image_mean"], image_std=pre["image_std"], rescale_factor=pre["rescale_factor"],
+            image_mean=list(pre.image_mean), image_std=list(pre.image_std), rescale_factor=pre.rescale_factor,
         )
 
     @classmethod
@@ -130,10 +125,9 @@ class SamRuntime:
         if decoder_workers is not None and (isinstance(decoder_workers, bool) or not isinstance(decoder_workers, int)
                                             or decoder_workers < 1):
             raise InvalidInputError("decoder_workers", decoder_workers, "None or an int >= 1")
-        if backend not in ("auto", "onnxruntime", "tensorrt"):
-            raise InvalidInputError("backend", backend, '"auto", "onnxruntime" or "tensorrt"')
         directory = Path(directory)
-        manifest = load_manifest(directory)
+        manifest = read_manifest(directory)
+        chosen = select_backend(backend, tensorrt_plans=manifest.tensorrt)
         if limit_heap_fragmentation is not False:
             from .memory import THRESHOLD_BYTES
             from .memory import limit_heap_fragmentation as limit
@@ -143,24 +137,14 @@ class SamRuntime:
                 raise InvalidInputError("limit_heap_fragmentation", limit_heap_fragmentation,
                                         "True, False or a threshold in bytes > 0")
             limit(threshold)
-        record = tensorrt_record(manifest, directory)
-        if backend == "tensorrt" or (backend == "auto" and record is not None and _tensorrt_importable()):
-            encoder, decoder = _tensorrt_runners(directory, record)
-            _check_contract(directory, {g: {"file": record["engines"][g]} for g in ("encoder", "decoder")},
-                            encoder, decoder)
-            runtime = cls(directory=directory, manifest=manifest, encoder=encoder, decoder=decoder, backend="tensorrt",
-                          max_prompts=max_prompts)
-            return runtime.warmup() if warmup else runtime
-        from .backends.onnxruntime import OnnxRuntimeRunner, decoder_runner
-
-        graphs = manifest["graphs"]
-        encoder = OnnxRuntimeRunner(directory / graphs["encoder"]["file"], providers=providers)
-        decoder = decoder_runner(directory / graphs["decoder"]["file"], providers=providers,
-                                 running_on=encoder.providers, workers=decoder_workers)
-        _check_contract(directory, graphs, encoder, decoder)
-        runtime = cls(directory=directory, manifest=manifest, encoder=encoder, decoder=decoder, backend="onnxruntime",
+        encoder, decoder = load_runners(chosen, directory, graph_files=manifest.graph_files(),
+                                        tensorrt_plans=manifest.tensorrt, providers=providers,
+                                        decoder_workers=decoder_workers)
+        files = manifest.tensorrt.engines if chosen == "tensorrt" else manifest.graph_files()
+        _check_contract(directory, files, encoder, decoder)
+        runtime = cls(directory=directory, manifest=manifest, encoder=encoder, decoder=decoder, backend=chosen,
                       max_prompts=max_prompts)
-        if manifest.get("precision") == "int8" and encoder.providers[:1] == ["CPUExecutionProvider"]:
+        if manifest.precision == "int8" and encoder.describe()["device"] == "cpu":
             _warn_without_int8_kernels(directory, manifest)
         return runtime.warmup() if warmup else runtime
 
@@ -174,7 +158,7 @@ class SamRuntime:
         embedding = self.embed(blank)
         center = [self.image_size / 2, self.image_size / 2]
         self.predict(embedding, points=[center])
-        workers = getattr(self.decoder, "row_workers", 1)
+        workers = self.decoder.describe()["row_workers"]
         if workers > 1:
             self.predict(embedding, points=[[center]] * workers)
         self._warm = True
@@ -182,8 +166,7 @@ class SamRuntime:
 
     def ready(self) -> bool:
         """True once the graphs are loaded and ``warmup()`` succeeded, until ``close()``."""
-        return self._warm and all(getattr(r, "session", getattr(r, "engine", True)) is not None
-                                  for r in (self.encoder, self.decoder))
+        return self._warm and not (self.encoder.closed or self.decoder.closed)
 
     # -- encoder ---------------------------------------------------------------------------------
     def embed(self, image: Any) -> ImageEmbedding:
@@ -245,26 +228,15 @@ class SamRuntime:
                        "decoder")
 
     # -- automatic mask generation ---------------------------------------------------------------
-    def generate(
-        self,
-        image: Any,
-        points_per_side: int | None = 32,
-        points_per_batch: int = 64,
-        pred_iou_thresh: float = 0.88,
-        stability_score_thresh: float = 0.95,
-        stability_score_offset: float = 1.0,
-        mask_threshold: float = 0.0,
-        box_nms_thresh: float = 0.7,
-        crop_n_layers: int = 0,
-        crop_nms_thresh: float = 0.7,
-        crop_overlap_ratio: float = 512 / 1500,
-        crop_n_points_downscale_factor: int = 1,
-        point_grids: Any = None,
-        min_mask_region_area: int = 0,
-        output_mode: str = "binary_mask",
-        progress: Any = None,
-    ) -> list[dict[str, Any]]:
+    def generate(self, image: Any, *, progress: Any = None, settings: GenerateSettings | None = None,
+                 **options: Any) -> list[dict[str, Any]]:
         """Segment everything, as ``segment_anything.SamAutomaticMaskGenerator.generate``.
+
+        options: :class:`samrt.generate.GenerateSettings`' fields, by name (segment_anything's
+        names and defaults: ``points_per_side=32``, ``points_per_batch=64``,
+        ``pred_iou_thresh=0.88``, ``stability_score_thresh=0.95``, ``crop_n_layers=0``,
+        ``min_mask_region_area=0``, ``output_mode="binary_mask"``, ...); or ``settings``, a
+        ready GenerateSettings (not both).
 
         Returns one record per mask: ``segmentation`` (bool [H, W], or an RLE dict for
         ``output_mode`` "uncompressed_rle" / "coco_rle"), ``area`` (int), ``bbox`` (XYWH),
@@ -273,16 +245,11 @@ class SamRuntime:
         ``points_per_side`` (pass ``points_per_side=None``). ``progress(done, total)`` is
         called after each decoder batch. One decoder call (see :meth:`predict`) per ``points_per_batch`` prompts.
         """
-        from .generate import GenerateSettings, generate_masks
-
-        settings = GenerateSettings(
-            points_per_side=points_per_side, points_per_batch=points_per_batch, pred_iou_thresh=pred_iou_thresh,
-            stability_score_thresh=stability_score_thresh, stability_score_offset=stability_score_offset,
-            mask_threshold=mask_threshold, box_nms_thresh=box_nms_thresh, crop_n_layers=crop_n_layers,
-            crop_nms_thresh=crop_nms_thresh, crop_overlap_ratio=crop_overlap_ratio,
-            crop_n_points_downscale_factor=crop_n_points_downscale_factor, point_grids=point_grids,
-            min_mask_region_area=min_mask_region_area, output_mode=output_mode,
-        )
+        if settings is not None and options:
+            raise InvalidInputError("settings", "given with options", "settings or options, not both")
+        if settings is not None and not isinstance(settings, GenerateSettings):
+            raise InvalidInputError("settings", type(settings).__name__, "a samrt.generate.GenerateSettings")
+        settings = settings or GenerateSettings.from_options(options)
         if progress is not None and not callable(progress):
             raise InvalidInputError("progress", type(progress).__name__, "a callable progress(done, total)")
         return generate_masks(self, image, settings, progress)
@@ -389,14 +356,14 @@ def _finite(outputs: dict[str, np.ndarray], graph: str) -> dict[str, np.ndarray]
     return outputs
 
 
-def _warn_without_int8_kernels(directory: Path, manifest: dict[str, Any]) -> None:
+def _warn_without_int8_kernels(directory: Path, manifest: EngineManifest) -> None:
     """Warn where this int8 engine will likely run slower than fp32: several int8 products per
     weight MatMul (two weight terms; engines built before the manifest recorded the terms count as
     such) on a CPU without int8 dot-product instructions. One term (``--int8-terms 1``) is left
     alone: its single product still takes about half the FP32 time there."""
     from .cpu import int8_dot_products
 
-    if manifest.get("build", {}).get("int8_terms", 2) == 1:
+    if manifest.int8_terms == 1:
         return
     if int8_dot_products() is False:
         warnings.warn(PerformanceWarning(
@@ -408,44 +375,16 @@ def _warn_without_int8_kernels(directory: Path, manifest: dict[str, Any]) -> Non
             stacklevel=3)
 
 
-def _check_contract(directory: Path, graphs: dict[str, Any], encoder: Any, decoder: Any) -> None:
+def _check_contract(directory: Path, files: dict[str, str], encoder: Runner, decoder: Runner) -> None:
     """The loaded graphs' real input and output names against the contract (``samrt.spec``), so a
     graph file swapped for another (with its hash updated) is named here, not blamed on the
     first call's feeds. Raises ManifestError naming the file."""
     for graph, runner in (("encoder", encoder), ("decoder", decoder)):
         inputs, outputs = spec.graph_contract(graph)
-        found = (sorted(runner.inputs), sorted(runner.output_names))
+        found = (sorted(runner.inputs), sorted(runner.outputs))
         expected = (sorted(t.name for t in inputs), sorted(t.name for t in outputs))
         if found != expected:
             raise ManifestError(
                 f"this file is not a {graph} graph: its inputs {found[0]} and outputs {found[1]} should be "
                 f"{expected[0]} and {expected[1]} (a wrong or swapped file; export the engine again)",
-                path=str(directory / graphs[graph]["file"]))
-
-
-def _tensorrt_importable() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("tensorrt") is not None
-
-
-def _tensorrt_runners(directory: Path, record: dict[str, Any] | None) -> tuple[Any, Any]:
-    """Encoder and decoder TensorRT runners, after the compatibility check (samrt.compat)."""
-    if record is None:
-        raise BackendUnavailableError(
-            "this engine directory has no TensorRT engines: build them with `samexport build ENGINE_DIR "
-            "--precision fp16 --target tensorrt` on the GPU machine, or use backend='onnxruntime'")
-    try:
-        device = local_device_info()
-        from .backends.tensorrt import TensorRTRunner
-    except (ImportError, RuntimeError) as exc:
-        raise BackendUnavailableError(
-            f"the tensorrt backend needs the tensorrt and cuda-python packages and a CUDA GPU ({exc}); "
-            "use backend='onnxruntime'") from exc
-    check_tensorrt_compatible(record, device, directory)
-    runners = tuple(
-        TensorRTRunner(directory / record["engines"][graph], profiles=profiles_from_dict(record["profiles"][graph]),
-                       graph=graph)
-        for graph in ("encoder", "decoder"))
-    return runners[0], runners[1]
-
+                path=str(directory / files[graph]))

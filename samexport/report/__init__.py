@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from samrt.engine_manifest import EngineManifest
 from samrt.errors import BackendUnavailableError, InvalidInputError
-from samrt.manifest import load_manifest
+from samrt.manifest import read_manifest
 
 from .checks import evaluate
 from .compare import CompareSettings, compare_backend
@@ -55,10 +56,10 @@ def load_images(paths: Sequence[str | Path]) -> list[tuple[str, np.ndarray]]:
     return [(str(p), to_rgb_uint8(str(p), argument="--images")) for p in files]
 
 
-def available_backends(engine_dir: Path, manifest: dict[str, Any]) -> list[str]:
+def available_backends(engine_dir: Path, manifest: EngineManifest) -> list[str]:
     """onnxruntime always; tensorrt when the directory has TensorRT engines and TensorRT imports."""
     found = ["onnxruntime"]
-    if manifest.get("tensorrt"):
+    if manifest.tensorrt is not None:
         try:
             import tensorrt  # noqa: F401
 
@@ -80,8 +81,8 @@ def run_report(engine_dir: str | Path, reference_model: Any, *, images: Sequence
     from ..torch_runner import reference_runtime
 
     engine_dir = Path(engine_dir)
-    manifest = load_manifest(engine_dir)
-    precision = manifest.get("precision", "fp32")
+    manifest = read_manifest(engine_dir)
+    precision = manifest.precision
     thresholds = thresholds_for(precision, thresholds_file)
     chosen = list(backends or available_backends(engine_dir, manifest))
     for name in chosen:
@@ -94,9 +95,9 @@ def run_report(engine_dir: str | Path, reference_model: Any, *, images: Sequence
     record: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "engine": {"name": manifest.get("name", engine_dir.name), "directory": str(engine_dir),
-                   "precision": precision, "source": manifest["model"]["source"]},
-        "reference": reference_name or f"fp32 PyTorch ({manifest['model']['source']})",
+        "engine": {"name": manifest.name, "directory": str(engine_dir),
+                   "precision": precision, "source": manifest.model.source},
+        "reference": reference_name or f"fp32 PyTorch ({manifest.model.source})",
         "images": [name for name, _ in images],
         "settings": {"prompts_per_kind": settings.prompts_per_kind, "seed": settings.seed,
                      "worst_cases": settings.worst_cases, "boundary_tolerance": settings.boundary_tolerance},
@@ -112,7 +113,7 @@ def run_report(engine_dir: str | Path, reference_model: Any, *, images: Sequence
             raise BackendUnavailableError(f"backend {name!r} is not available here: {exc}") from exc
         result = compare_backend(reference, runtime, images, settings=settings,
                                  progress=None if progress is None else (lambda d, t, n=name: progress(n, d, t)))
-        providers = getattr(runtime.encoder, "providers", None)
+        providers = runtime.encoder.describe()["providers"]
         runtime.close()
         checks = evaluate(result, thresholds)
         results[name] = result

@@ -34,9 +34,9 @@ def test_tiny_engines_keep_the_reference_answers(fp32_engine, precision, tmp_pat
                          out_dir=tmp_path / f"trt-{precision}", reference=model)
     runtime = SamRuntime.load(built, backend="tensorrt")
     assert runtime.backend == "tensorrt"
-    accuracy = runtime.manifest["accuracy"]
-    assert accuracy["backend"] == "tensorrt"
-    assert accuracy["passed"], accuracy["failed"]
+    accuracy = runtime.manifest.accuracy
+    assert accuracy.extra["backend"] == "tensorrt"
+    assert accuracy.passed, accuracy.failed
 
 
 @pytest.mark.slow

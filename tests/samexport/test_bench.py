@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from samrt.backends.onnxruntime import decoder_row_workers
+from samrt.engine_manifest import ModelSource
 from samrt.errors import CheckpointError, InvalidInputError
 
 from samexport.bench import BenchSettings, compare, synthetic_image
@@ -87,10 +88,10 @@ def test_settings_are_validated():
 
 def test_reference_must_be_the_exported_checkpoint(tiny_model, tmp_path):
     tiny_model.save_pretrained(tmp_path / "hf")
-    manifest = {"model": {"source": "elsewhere", "sha256": "0" * 64}}
+    exported_from = ModelSource(source="elsewhere", sha256="0" * 64)
     with pytest.raises(CheckpointError, match="sha256"):
-        reference_for_engine(manifest, str(tmp_path / "hf"))
-    random_manifest = {"model": {"source": "random:tiny", "sha256": None}}
+        reference_for_engine(exported_from, str(tmp_path / "hf"))
+    random_manifest = ModelSource(source="random:tiny", sha256=None)
     assert reference_for_engine(random_manifest).config.to_dict() == reference_for_engine(
         random_manifest, "random:tiny").config.to_dict()
 

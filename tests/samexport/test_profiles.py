@@ -6,15 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from samrt import SamRuntime
+from samrt.backends.tensorrt.profiles import ShapeRange, profiles_from_dict, profiles_to_dict, select_profile
 from samrt.errors import InvalidInputError
-from samrt.manifest import load_manifest
-from samrt.profiles import ShapeRange, profiles_from_dict, profiles_to_dict, select_profile
+from samrt.manifest import read_manifest
 
-from samexport.profiles import INTERACTIVE_PROMPTS, plan_profiles
+from samexport.tensorrt.profile_planning import INTERACTIVE_PROMPTS, plan_profiles
 
 
 def test_planned_profiles_cover_what_the_runtime_sends(random_tiny_engine):
-    manifest = load_manifest(random_tiny_engine)
+    manifest = read_manifest(random_tiny_engine)
     profiles = plan_profiles(manifest, max_prompts=32, max_points=5)
     assert len(profiles["encoder"]) == 1 and len(profiles["decoder"]) == 2
     assert profiles_from_dict(profiles_to_dict(profiles["decoder"])) == profiles["decoder"]
@@ -40,7 +40,7 @@ def test_planned_profiles_cover_what_the_runtime_sends(random_tiny_engine):
 
 
 def test_small_max_prompts_gives_one_profile(random_tiny_engine):
-    profiles = plan_profiles(load_manifest(random_tiny_engine), max_prompts=2, max_points=1)
+    profiles = plan_profiles(read_manifest(random_tiny_engine), max_prompts=2, max_points=1)
     assert len(profiles["decoder"]) == 1
     assert profiles["decoder"][0]["has_mask_input"].max == (2,)
 
@@ -50,7 +50,7 @@ def test_small_max_prompts_gives_one_profile(random_tiny_engine):
                                               ({"max_prompts": True}, "--max-prompts")])
 def test_limits_are_validated(random_tiny_engine, limits, flag):
     with pytest.raises(InvalidInputError, match=flag):
-        plan_profiles(load_manifest(random_tiny_engine), **limits)
+        plan_profiles(read_manifest(random_tiny_engine), **limits)
 
 
 def test_shape_ranges_are_validated():

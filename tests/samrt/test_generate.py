@@ -17,26 +17,6 @@ pytest.importorskip("cv2")
 OPEN = dict(pred_iou_thresh=0.0, stability_score_thresh=0.0)
 
 
-@pytest.fixture(scope="module")
-def meta_pair(meta_checkpoint, tmp_path_factory):
-    """(our runtime, segment_anything Sam) from the same Meta checkpoint (tiny, random)."""
-    from samexport.checkpoints import load_model
-    from samexport.export import export_model
-    from tests.conftest import build_meta_sam
-
-    model = load_model(meta_checkpoint)
-    engine = export_model(model, tmp_path_factory.mktemp("amg") / "tiny", source="test", source_sha256=None)
-    meta = build_meta_sam(model.config)
-    meta.load_state_dict(torch.load(meta_checkpoint, weights_only=True), strict=True)
-    return SamRuntime.load(engine, backend="onnxruntime"), meta
-
-
-@pytest.fixture(scope="module")
-def photo():
-    skimage_data = pytest.importorskip("skimage.data")
-    return np.ascontiguousarray(skimage_data.astronaut()[::2, ::3])  # 256 x 171, not square
-
-
 def _match(ours, ref):
     """Pair records by mask IoU; returns [(ours, ref, iou)] for every reference mask."""
     def mask(r):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from types import SimpleNamespace
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -16,8 +16,10 @@ from samrt.backends.onnxruntime import (
     OnnxRuntimeRunner,
     decoder_row_workers,
     decoder_rows_per_call,
+    default_providers,
     usable_cores,
 )
+from samrt.backends.rows import allocate_outputs
 from samrt.errors import InferenceError, InvalidInputError
 
 
@@ -27,7 +29,7 @@ def decoder_path(tiny_engine):
 
 
 def _feeds(path, prompts: int, points: int, seed: int = 0) -> dict[str, np.ndarray]:
-    runner = OnnxRuntimeRunner(path)
+    runner = OnnxRuntimeRunner.from_path(path)
     shape = runner.inputs["image_embeddings"].shape
     rng = np.random.default_rng(seed)
     return {
@@ -42,8 +44,8 @@ def _feeds(path, prompts: int, points: int, seed: int = 0) -> dict[str, np.ndarr
 @pytest.mark.parametrize("max_rows", [1, 3, 7])
 def test_split_runs_equal_one_run(decoder_path, max_rows):
     feeds = _feeds(decoder_path, prompts=7, points=3)
-    whole = OnnxRuntimeRunner(decoder_path, disabled_optimizers=DECODER_DISABLED_OPTIMIZERS).infer(feeds)
-    split = OnnxRuntimeRunner(decoder_path, disabled_optimizers=DECODER_DISABLED_OPTIMIZERS,
+    whole = OnnxRuntimeRunner.from_path(decoder_path, disabled_optimizers=DECODER_DISABLED_OPTIMIZERS).infer(feeds)
+    split = OnnxRuntimeRunner.from_path(decoder_path, disabled_optimizers=DECODER_DISABLED_OPTIMIZERS,
                               max_rows=max_rows).infer(feeds)
     assert set(split) == set(whole)
     for name in whole:
@@ -52,7 +54,7 @@ def test_split_runs_equal_one_run(decoder_path, max_rows):
 
 
 def test_row_inputs_are_the_prompt_axis_and_must_agree(decoder_path):
-    runner = OnnxRuntimeRunner(decoder_path, max_rows=1)
+    runner = OnnxRuntimeRunner.from_path(decoder_path, max_rows=1)
     assert sorted(runner.row_inputs) == ["has_mask_input", "input_labels", "input_points", "mask_input"]
     feeds = _feeds(decoder_path, prompts=3, points=2)
     feeds["has_mask_input"] = feeds["has_mask_input"][:2]
@@ -68,7 +70,7 @@ def test_cpu_decoder_runs_one_prompt_per_call_gpu_whole_batches():
 def test_cpu_sessions_run_without_memory_pattern_or_spinning(decoder_path):
     # The pattern makes the second run allocate (and page-fault) a fresh block for all its
     # tensors; on the ViT-B encoder that doubled the first served call (see the runner).
-    runner = OnnxRuntimeRunner(decoder_path, providers=["CPUExecutionProvider"])
+    runner = OnnxRuntimeRunner.from_path(decoder_path, providers=["CPUExecutionProvider"])
     options = runner.session.get_session_options()
     assert options.enable_mem_pattern is False
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
@@ -80,8 +82,8 @@ def test_cpu_sessions_run_without_memory_pattern_or_spinning(decoder_path):
 @pytest.mark.parametrize("workers", [2, 3])
 def test_runs_shared_over_threads_equal_one_run(decoder_path, workers):
     feeds = _feeds(decoder_path, prompts=7, points=3, seed=1)
-    whole = OnnxRuntimeRunner(decoder_path, disabled_optimizers=DECODER_DISABLED_OPTIMIZERS).infer(feeds)
-    runner = OnnxRuntimeRunner(decoder_path, disabled_optimizers=DECODER_DISABLED_OPTIMIZERS, max_rows=1,
+    whole = OnnxRuntimeRunner.from_path(decoder_path, disabled_optimizers=DECODER_DISABLED_OPTIMIZERS).infer(feeds)
+    runner = OnnxRuntimeRunner.from_path(decoder_path, disabled_optimizers=DECODER_DISABLED_OPTIMIZERS, max_rows=1,
                                row_workers=workers)
     shared = runner.infer(feeds)
     assert runner._row_session.get_session_options().intra_op_num_threads == 1
@@ -94,36 +96,39 @@ def test_runs_shared_over_threads_equal_one_run(decoder_path, workers):
 
 
 def test_shared_runs_take_turns_on_several_threads(decoder_path, monkeypatch):
-    runner = OnnxRuntimeRunner(decoder_path, max_rows=2, row_workers=2)
+    runner = OnnxRuntimeRunner.from_path(decoder_path, max_rows=2, row_workers=2)
     seen: list[tuple[int, int]] = []
-    run_rows = runner._run_rows
+    run = runner._run
+    feeds = _feeds(decoder_path, prompts=9, points=1)
+    firsts = [float(feeds["input_points"][start, 0, 0]) for start in range(9)]
 
-    def slow_run_rows(session, feeds, start, outputs):
+    def slow_run(session, part, into):
         time.sleep(0.02)  # long enough that the pool thread is up before the caller is done
-        seen.append((start, threading.get_ident()))
-        run_rows(session, feeds, start, outputs)
+        seen.append((firsts.index(float(part["input_points"][0, 0, 0])), threading.get_ident()))
+        return run(session, part, into)
 
-    monkeypatch.setattr(runner, "_run_rows", slow_run_rows)
-    runner.infer(_feeds(decoder_path, prompts=9, points=1))
+    monkeypatch.setattr(runner, "_run", slow_run)
+    runner.infer(feeds)
     assert sorted(start for start, _ in seen) == [0, 2, 4, 6, 8]
     assert len({thread for _, thread in seen}) == 2
 
 
 def test_a_failing_shared_run_raises_and_the_runner_stays_usable(decoder_path, monkeypatch):
-    runner = OnnxRuntimeRunner(decoder_path, max_rows=1, row_workers=2)
+    runner = OnnxRuntimeRunner.from_path(decoder_path, max_rows=1, row_workers=2)
     feeds = _feeds(decoder_path, prompts=5, points=2)
     expected = runner.infer(feeds)
-    run_rows = runner._run_rows
+    run = runner._run
+    fourth = feeds["input_points"][3]
 
-    def failing(session, feeds, start, outputs):
-        if start == 3:
+    def failing(session, part, into):
+        if np.array_equal(part["input_points"][0], fourth):
             raise InferenceError("kernel failed", graph="decoder.onnx")
-        run_rows(session, feeds, start, outputs)
+        return run(session, part, into)
 
-    monkeypatch.setattr(runner, "_run_rows", failing)
+    monkeypatch.setattr(runner, "_run", failing)
     with pytest.raises(InferenceError, match="kernel failed"):
         runner.infer(feeds)
-    monkeypatch.setattr(runner, "_run_rows", run_rows)
+    monkeypatch.setattr(runner, "_run", run)
     np.testing.assert_array_equal(runner.infer(feeds)["low_res_masks"], expected["low_res_masks"])
     runner.close()
     with pytest.raises(InferenceError, match="closed"):
@@ -133,7 +138,7 @@ def test_a_failing_shared_run_raises_and_the_runner_stays_usable(decoder_path, m
 @pytest.mark.parametrize("workers", [0, -2, 1.5, True])
 def test_row_workers_must_be_a_positive_int(decoder_path, workers):
     with pytest.raises(InvalidInputError, match="row_workers"):
-        OnnxRuntimeRunner(decoder_path, max_rows=1, row_workers=workers)
+        OnnxRuntimeRunner.from_path(decoder_path, max_rows=1, row_workers=workers)
 
 
 def test_cpu_batches_spread_over_the_usable_cores_gpu_batches_do_not():
@@ -159,11 +164,11 @@ def test_cuda_is_asked_for_first_where_onnxruntime_offers_it(decoder_path, monke
         pytest.skip("onnxruntime really has CUDA here: this test pretends it on a CPU-only build")
     monkeypatch.setattr(onnxruntime, "get_available_providers",
                         lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"])
-    assert OnnxRuntimeRunner.default_providers() == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert default_providers() == ["CUDAExecutionProvider", "CPUExecutionProvider"]
     # This CPU build only pretends: onnxruntime warns and falls back to the CPU provider, and the
     # decoder runner then decides by what the session really got (one prompt per run, shared).
     with pytest.warns(UserWarning, match="CUDAExecutionProvider"):
-        runner = OnnxRuntimeRunner(decoder_path)
+        runner = OnnxRuntimeRunner.from_path(decoder_path)
     assert runner.providers == ["CPUExecutionProvider"]
     assert (decoder_rows_per_call(runner.providers), decoder_row_workers(runner.providers)) == (
         1, min(MAX_ROW_WORKERS, usable_cores()))
@@ -172,12 +177,12 @@ def test_cuda_is_asked_for_first_where_onnxruntime_offers_it(decoder_path, monke
 @pytest.mark.parametrize("workers", [1, 2])
 def test_symbolic_trailing_output_axes_are_learnt_from_the_first_run(decoder_path, workers):
     feeds = _feeds(decoder_path, prompts=5, points=2, seed=3)
-    whole = OnnxRuntimeRunner(decoder_path, disabled_optimizers=DECODER_DISABLED_OPTIMIZERS).infer(feeds)
-    runner = OnnxRuntimeRunner(decoder_path, disabled_optimizers=DECODER_DISABLED_OPTIMIZERS, max_rows=2,
+    whole = OnnxRuntimeRunner.from_path(decoder_path, disabled_optimizers=DECODER_DISABLED_OPTIMIZERS).infer(feeds)
+    runner = OnnxRuntimeRunner.from_path(decoder_path, disabled_optimizers=DECODER_DISABLED_OPTIMIZERS, max_rows=2,
                                row_workers=workers)
-    runner.outputs = [SimpleNamespace(name=o.name, type=o.type, shape=[o.shape[0], "masks", *o.shape[2:]])
-                      for o in runner.outputs]
-    assert runner._allocate_outputs(5) is None
+    runner._outputs = {name: replace(o, shape=(o.shape[0], "masks", *o.shape[2:]))
+                       for name, o in runner.outputs.items()}
+    assert allocate_outputs(runner.outputs, 5) is None
     split = runner.infer(feeds)
     for name in whole:
         assert split[name].shape == whole[name].shape

@@ -27,7 +27,7 @@ def test_vit_b_export_verifies_and_predicts_like_transformers(tmp_path):
     model = random_model(preset("vit_b"), seed=0)
     engine = export_model(model, tmp_path / "vit_b", source="random:vit_b", source_sha256=None)
     runtime = SamRuntime.load(engine, backend="onnxruntime")
-    verification = runtime.manifest["verification"]
+    verification = runtime.manifest.verification
     assert verification["embeddings_max_abs"] <= 1e-3
     assert all(r["iou_max_abs"] <= 1e-4 and r["mask_iou_min"] >= 0.999 for r in verification["decoder"])
 

@@ -13,8 +13,10 @@ import threading
 import numpy as np
 import pytest
 from samrt import SamRuntime
-from samrt.backends import cuda
-from samrt.compat import DeviceInfo, check_tensorrt_compatible, tensorrt_record
+from samrt.backends.tensorrt import cuda
+from samrt.backends.tensorrt.compat import DeviceInfo, check_tensorrt_compatible
+from samrt.backends.tensorrt.profiles import profiles_to_dict
+from samrt.backends.tensorrt.record import TensorRTRecord
 from samrt.errors import (
     BackendUnavailableError,
     EngineCompatibilityError,
@@ -22,10 +24,9 @@ from samrt.errors import (
     InvalidInputError,
     ManifestError,
 )
-from samrt.manifest import artifact_record, load_manifest, write_manifest
-from samrt.profiles import profiles_to_dict
+from samrt.manifest import artifact_record, load_manifest, read_manifest, write_manifest
 
-from samexport.profiles import plan_profiles
+from samexport.tensorrt.profile_planning import plan_profiles
 
 from . import fake_tensorrt
 
@@ -39,7 +40,7 @@ def trt_engine(random_tiny_engine, tmp_path, monkeypatch):
     directory = tmp_path / "tiny-trt"
     shutil.copytree(random_tiny_engine, directory)
     manifest = load_manifest(directory)
-    profiles = plan_profiles(manifest, max_prompts=MAX_PROMPTS, max_points=MAX_POINTS)
+    profiles = plan_profiles(read_manifest(directory), max_prompts=MAX_PROMPTS, max_points=MAX_POINTS)
     engines = fake_tensorrt.write_fake_plans(directory, profiles)
     trt, cudart = fake_tensorrt.make_modules(directory)
     trt.__spec__ = importlib.machinery.ModuleSpec("tensorrt", None)
@@ -127,12 +128,12 @@ def test_threads_share_one_runtime(trt_engine, image):
 
 def test_incompatible_engine_is_refused_before_deserializing(trt_engine, monkeypatch):
     directory, _ = trt_engine
-    import samrt.backends.tensorrt as backend
+    from samrt.backends.tensorrt.loader import PlanLoader
 
     def never(*args, **kwargs):
         raise AssertionError("deserialized an incompatible plan")
 
-    monkeypatch.setattr(backend, "TensorRTRunner", never)
+    monkeypatch.setattr(PlanLoader, "__call__", never)
     manifest = load_manifest(directory)
     manifest["tensorrt"]["version"] = "10.3.0"
     manifest["tensorrt"]["compute_capability"] = "8.9"
@@ -146,8 +147,8 @@ def test_incompatible_engine_is_refused_before_deserializing(trt_engine, monkeyp
 
 
 def test_compatibility_rules(tmp_path):
-    record = {"version": "10.3.0.26", "gpu": "NVIDIA A10", "compute_capability": "8.6", "precision": "fp16",
-              "engines": {}, "profiles": {}}
+    record = TensorRTRecord.from_dict({"version": "10.3.0.26", "gpu": "NVIDIA A10", "compute_capability": "8.6",
+                                       "precision": "fp16", "engines": {}, "profiles": {}})
     check_tensorrt_compatible(record, DeviceInfo(tensorrt_version="10.3.0", gpu="NVIDIA A10",
                                                  compute_capability="8.6"), tmp_path)
     # another GPU model of the same architecture is fine
@@ -157,8 +158,7 @@ def test_compatibility_rules(tmp_path):
         check_tensorrt_compatible(record, DeviceInfo(tensorrt_version="10.4.0", gpu="NVIDIA A10",
                                                      compute_capability="8.6"), tmp_path)
     with pytest.raises(ManifestError, match="lacks"):
-        tensorrt_record({"tensorrt": {"version": "10.3.0"}}, tmp_path)
-    assert tensorrt_record({}, tmp_path) is None
+        TensorRTRecord.from_dict({"version": "10.3.0"})
 
 
 def test_backend_selection_without_tensorrt(random_tiny_engine, tmp_path):

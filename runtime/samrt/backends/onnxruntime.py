@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..errors import BackendUnavailableError, InferenceError, InvalidInputError, ManifestError
+from ..spec import TensorSpec
+from .feeds import check_feeds, leading_rows, row_inputs
+from .rows import RowScheduler
 
 _ORT_TYPES = {"float32": "tensor(float)", "int32": "tensor(int32)", "int64": "tensor(int64)",
               "float16": "tensor(float16)"}
@@ -83,56 +85,39 @@ def decoder_row_workers(providers: Sequence[str]) -> int:
     return min(MAX_ROW_WORKERS, usable_cores())
 
 
-class OnnxRuntimeRunner:
-    """One ONNX graph in one onnxruntime session.
+@dataclass(frozen=True, kw_only=True)
+class SessionLoader:
+    """Creates onnxruntime sessions of one graph file: the loader half of the backend.
 
-    ``infer`` checks input names, dtypes and ranks against the graph before running.
-    onnxruntime sessions are safe to call from several threads at once.
-
-    max_rows: when > 0, a call whose row inputs (those with a symbolic leading axis, e.g. the
-    decoder's ``num_prompts``) have more rows runs as several calls of at most ``max_rows``
-    rows, and the outputs are concatenated along axis 0. The graphs treat rows independently,
-    so the result is the same; on a CPU it is faster (see :func:`decoder_rows_per_call`).
-
-    row_workers: when > 1 (with ``max_rows`` > 0), the runs of such a call are shared out over
-    this many threads (the calling thread and ``row_workers - 1`` pool threads), each taking the
-    next run in turn, in a second session of the same graph limited to one intra-op thread.
-    Single-run calls keep the first session and its ``threads``. Same results; see
-    :func:`decoder_row_workers` for why.
+    providers: the execution providers to ask for (None: :meth:`default_providers`); an
+    explicit list must name providers onnxruntime offers here, and the session must start on
+    the first of them (BackendUnavailableError otherwise: never a silent fallback to the CPU).
+    threads: intra-op threads (0: onnxruntime's default); arena: onnxruntime's CPU memory arena;
+    disabled_optimizers: onnxruntime graph optimisers to switch off.
     """
 
-    def __init__(self, path: Path, *, providers: Sequence[str] | None = None, threads: int = 0,
-                 disabled_optimizers: Sequence[str] = (), arena: bool = True, max_rows: int = 0,
-                 row_workers: int = 1) -> None:
-        if isinstance(row_workers, bool) or not isinstance(row_workers, int) or row_workers < 1:
-            raise InvalidInputError("row_workers", row_workers, "an int >= 1")
-        chosen = self._check_providers(providers) if providers is not None else self.default_providers()
-        self.path = path
-        self.session = self._session(path, chosen, threads=threads, arena=arena,
-                                     disabled_optimizers=disabled_optimizers)
-        if providers is not None and self.session.get_providers()[:1] != chosen[:1]:
+    path: Path
+    providers: tuple[str, ...] | None = None
+    threads: int = 0
+    arena: bool = True
+    disabled_optimizers: tuple[str, ...] = ()
+
+    def __call__(self, *, threads: int | None = None) -> Any:
+        """A new session (``threads``: intra-op threads instead of the loader's own)."""
+        explicit = self.providers is not None
+        chosen = _check_providers(self.providers) if explicit else default_providers()
+        session = self._session(chosen, threads=self.threads if threads is None else threads)
+        if explicit and session.get_providers()[:1] != chosen[:1]:
             raise BackendUnavailableError(
-                f"onnxruntime could not start {chosen[0]} for {path.name} (it would have run on "
-                f"{self.session.get_providers()} instead); ask for those providers explicitly, or fix the "
+                f"onnxruntime could not start {chosen[0]} for {self.path.name} (it would have run on "
+                f"{session.get_providers()} instead); ask for those providers explicitly, or fix the "
                 f"{chosen[0]} install")
-        self.inputs = {i.name: i for i in self.session.get_inputs()}
-        self.outputs = self.session.get_outputs()
-        self.output_names = [o.name for o in self.outputs]
-        self.max_rows = max_rows
-        self.row_inputs = [n for n, i in self.inputs.items() if i.shape and isinstance(i.shape[0], str)]
-        self.row_workers = row_workers if max_rows else 1
-        self._row_session = None
-        self._row_pool: ThreadPoolExecutor | None = None
-        if self.row_workers > 1:
-            self._row_session = self._session(path, chosen, threads=1, arena=arena,
-                                              disabled_optimizers=disabled_optimizers)
-            self._row_pool = ThreadPoolExecutor(self.row_workers - 1, thread_name_prefix="samrt-rows")
+        return session
 
-    @staticmethod
-    def _session(path: Path, chosen: list[str], *, threads: int, arena: bool,
-                 disabled_optimizers: Sequence[str]) -> Any:
-        import onnxruntime as ort
+    def _session(self, chosen: list[str], *, threads: int) -> Any:
+        import onnxruntime as ort  # optional dependency, imported when a graph is loaded
 
+        path, arena, disabled_optimizers = self.path, self.arena, self.disabled_optimizers
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -164,120 +149,128 @@ class OnnxRuntimeRunner:
         except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
             raise ManifestError(f"onnxruntime could not load the graph ({exc})", path=str(path)) from exc
 
-    @staticmethod
-    def _check_providers(providers: Sequence[str]) -> list[str]:
-        """Explicitly requested providers: a non-empty list of names onnxruntime offers here
-        (onnxruntime itself would drop an unknown one with a warning and run on the CPU)."""
-        available = available_providers()
-        if isinstance(providers, str) or not providers or not all(isinstance(p, str) for p in providers):
-            raise InvalidInputError("providers", providers, f"a non-empty list of provider names from {available}")
-        unknown = [p for p in providers if p not in available]
-        if unknown:
-            raise InvalidInputError("providers", list(providers), f"providers onnxruntime offers here: {available}")
-        return list(providers)
 
-    @staticmethod
-    def default_providers() -> list[str]:
-        providers = available_providers()
-        return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in providers]
+def _check_providers(providers: Any) -> list[str]:
+    """Explicitly requested providers: a non-empty list of names onnxruntime offers here
+    (onnxruntime itself would drop an unknown one with a warning and run on the CPU)."""
+    available = available_providers()
+    if isinstance(providers, str) or not providers or not all(isinstance(p, str) for p in providers):
+        raise InvalidInputError("providers", providers, f"a non-empty list of provider names from {available}")
+    unknown = [p for p in providers if p not in available]
+    if unknown:
+        raise InvalidInputError("providers", list(providers), f"providers onnxruntime offers here: {available}")
+    return list(providers)
+
+
+def default_providers() -> list[str]:
+    """CUDA when onnxruntime-gpu offers it, then the CPU."""
+    providers = available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in providers]
+
+
+def _spec(node: Any) -> TensorSpec:
+    return TensorSpec(node.name, _NUMPY_TYPES[node.type].name if node.type in _NUMPY_TYPES else node.type,
+                      tuple(d if isinstance(d, (int, str)) else f"axis{i}" for i, d in enumerate(node.shape)))
+
+
+class OnnxRuntimeRunner:
+    """One ONNX graph in onnxruntime sessions made by a :class:`SessionLoader` (a
+    :class:`samrt.backends.Runner`). onnxruntime sessions are safe to call from several threads.
+
+    max_rows: when > 0, a call whose row inputs (those with a symbolic leading axis, e.g. the
+    decoder's ``num_prompts``) have more rows runs as several runs of at most ``max_rows``
+    rows (:class:`samrt.backends.rows.RowScheduler`), written into one set of outputs. The
+    graphs treat rows independently, so the result is the same; on a CPU it is faster (see
+    :func:`decoder_rows_per_call`).
+
+    row_workers: when > 1 (with ``max_rows`` > 0), the runs of such a call are shared out over
+    this many threads (the calling thread and ``row_workers - 1`` pool threads), in a second
+    session of the same graph limited to one intra-op thread. Single-run calls keep the first
+    session and its threads. Same results; see :func:`decoder_row_workers` for why.
+    """
+
+    def __init__(self, loader: SessionLoader, *, max_rows: int = 0, row_workers: int = 1) -> None:
+        self.loader = loader
+        self.path = loader.path
+        self.graph = loader.path.name
+        self.scheduler = RowScheduler(rows_per_run=max_rows, workers=row_workers, graph=self.graph)
+        self.session = loader()
+        self._inputs = {node.name: _spec(node) for node in self.session.get_inputs()}
+        self._outputs = {node.name: _spec(node) for node in self.session.get_outputs()}
+        self.row_inputs = row_inputs(self._inputs)
+        self._row_session = loader(threads=1) if self.scheduler.workers > 1 else None
+
+    @classmethod
+    def from_path(cls, path: Path, *, providers: Sequence[str] | None = None, threads: int = 0,
+                  disabled_optimizers: Sequence[str] = (), arena: bool = True, max_rows: int = 0,
+                  row_workers: int = 1) -> OnnxRuntimeRunner:
+        """Loader and runner in one call (the arguments of :class:`SessionLoader` and this class)."""
+        if providers is not None and not isinstance(providers, str):
+            providers = tuple(providers)
+        loader = SessionLoader(path=Path(path), providers=providers, threads=threads, arena=arena,
+                               disabled_optimizers=tuple(disabled_optimizers))
+        return cls(loader, max_rows=max_rows, row_workers=row_workers)
+
+    # -- the Runner interface --------------------------------------------------------------------
+    @property
+    def inputs(self) -> dict[str, TensorSpec]:
+        return self._inputs
+
+    @property
+    def outputs(self) -> dict[str, TensorSpec]:
+        return self._outputs
+
+    @property
+    def closed(self) -> bool:
+        return self.session is None
+
+    @property
+    def max_rows(self) -> int:
+        return self.scheduler.rows_per_run
+
+    @property
+    def row_workers(self) -> int:
+        return self.scheduler.workers
 
     @property
     def providers(self) -> list[str]:
+        """The providers the session got, in priority order."""
+        if self.session is None:
+            raise InferenceError("the runner was closed", graph=self.graph)
         return list(self.session.get_providers())
+
+    def describe(self) -> dict[str, Any]:
+        providers = self.providers
+        return {"backend": "onnxruntime", "providers": providers,
+                "device": "cpu" if providers[:1] == ["CPUExecutionProvider"] else "cuda",
+                "threads": self.loader.threads, "row_workers": self.row_workers}
 
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.session is None:
-            raise InferenceError("the runner was closed", graph=self.path.name)
-        if set(feeds) != set(self.inputs):
-            raise InvalidInputError("feeds", sorted(feeds), f"exactly the inputs {sorted(self.inputs)}")
-        for name, value in feeds.items():
-            meta = self.inputs[name]
-            if _ORT_TYPES.get(value.dtype.name) != meta.type:
-                raise InvalidInputError(name, str(value.dtype), meta.type)
-            if len(meta.shape) != value.ndim:
-                raise InvalidInputError(name, value.shape, f"rank {len(meta.shape)} {meta.shape}")
-        rows = {feeds[n].shape[0] for n in self.row_inputs}
-        if len(rows) > 1:
-            raise InvalidInputError("feeds", {n: feeds[n].shape for n in self.row_inputs},
-                                    "the same leading size (rows) for every row input")
-        total = rows.pop() if rows else 0
-        if not self.max_rows or total <= self.max_rows:
-            return self._run(feeds)
-        starts = range(0, total, self.max_rows)
-        # Runs write straight into the full outputs (no concatenation copy).
-        outputs = self._allocate_outputs(total)
-        if outputs is None:  # an output's trailing shape is symbolic: the first run tells it
-            first = self._run(self._rows(feeds, 0))
-            outputs = {name: np.empty((total, *value.shape[1:]), value.dtype) for name, value in first.items()}
-            for name, value in first.items():
-                outputs[name][:value.shape[0]] = value
-            starts = starts[1:]
-        self._run_all(starts, feeds, outputs)
-        return outputs
+            raise InferenceError("the runner was closed", graph=self.graph)
+        described = check_feeds(feeds, self._inputs)
+        total = leading_rows(described, self.row_inputs)
+        if not self.scheduler.splits(total):
+            return self._run(self.session, feeds, None)
+        session = self.session if self._row_session is None else self._row_session
+        return self.scheduler.run(feeds, rows=self.row_inputs, total=total, outputs=self._outputs,
+                                  run_part=lambda part, into: self._run(session, part, into))
 
-    def _allocate_outputs(self, total: int) -> dict[str, np.ndarray] | None:
-        """Empty [total, ...] outputs when every output's trailing axes are static, else None."""
-        outputs = {}
-        for meta in self.outputs:
-            trailing = meta.shape[1:]
-            if meta.type not in _NUMPY_TYPES or not all(isinstance(d, int) for d in trailing):
-                return None
-            outputs[meta.name] = np.empty((total, *trailing), _NUMPY_TYPES[meta.type])
-        return outputs
+    def close(self) -> None:
+        self.session = None  # type: ignore[assignment]
+        self._row_session = None
+        self.scheduler.close()
 
-    def _run_rows(self, session: Any, feeds: dict[str, np.ndarray], start: int,
-                  outputs: dict[str, np.ndarray]) -> None:
-        self._run(self._rows(feeds, start), into={name: full[start:start + self.max_rows]
-                                                  for name, full in outputs.items()}, session=session)
-
-    def _run_all(self, starts: range, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> None:
-        """Run the row runs at ``starts``: on the calling thread in the first session, or, where
-        the runner shares runs (``row_workers`` > 1), on the calling thread and the pool in the
-        row session, each thread taking the next start in turn. Re-raises the first failure
-        after every thread has stopped."""
-        pool = self._row_pool
-        session = self.session if pool is None else self._row_session
-        taken = iter(starts)
-        lock = threading.Lock()
-        failed: list[BaseException] = []
-
-        def work() -> None:
-            while not failed:
-                with lock:
-                    start = next(taken, None)
-                if start is None:
-                    return
-                try:
-                    self._run_rows(session, feeds, start, outputs)
-                except BaseException as exc:
-                    failed.append(exc)
-                    return
-
-        try:
-            helpers = [] if pool is None else [pool.submit(work) for _ in range(min(self.row_workers, len(starts)) - 1)]
-        except RuntimeError as exc:  # close() shut the pool down while this call was starting
-            raise InferenceError("the runner was closed", graph=self.path.name) from exc
-        work()
-        for helper in helpers:
-            helper.result()
-        if failed:
-            raise failed[0]
-
-    def _rows(self, feeds: dict[str, np.ndarray], start: int) -> dict[str, np.ndarray]:
-        return {n: (v[start:start + self.max_rows] if n in self.row_inputs else v) for n, v in feeds.items()}
-
-    def _run(self, feeds: dict[str, np.ndarray], into: dict[str, np.ndarray] | None = None,
-             session: Any = None) -> dict[str, np.ndarray]:
-        """One session run (``session``: the row session, else the first). into: C-contiguous
-        arrays (e.g. row slices of the full outputs) that onnxruntime writes the outputs into,
-        through an IOBinding; returned as given."""
-        if session is None:
-            session = self.session
-        if session is None:
-            raise InferenceError("the runner was closed", graph=self.path.name)
+    # -- internals -------------------------------------------------------------------------------
+    def _run(self, session: Any, feeds: dict[str, np.ndarray], into: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+        """One session run. into: C-contiguous arrays (e.g. row slices of the full outputs) that
+        onnxruntime writes the outputs into, through an IOBinding; returned as given."""
+        if session is None or self.session is None:
+            raise InferenceError("the runner was closed", graph=self.graph)
+        names = list(self._outputs)
         try:
             if into is None:
-                return dict(zip(self.output_names, session.run(self.output_names, feeds), strict=True))
+                return dict(zip(names, session.run(names, feeds), strict=True))
             binding = session.io_binding()
             for name, value in feeds.items():
                 binding.bind_cpu_input(name, np.ascontiguousarray(value))
@@ -286,14 +279,7 @@ class OnnxRuntimeRunner:
             session.run_with_iobinding(binding)
             return into
         except Exception as exc:  # onnxruntime raises untyped errors (allocation, kernel failures)
-            raise InferenceError(f"onnxruntime failed ({type(exc).__name__}: {exc})", graph=self.path.name) from exc
-
-    def close(self) -> None:
-        self.session = None  # type: ignore[assignment]
-        self._row_session = None
-        if self._row_pool is not None:
-            self._row_pool.shutdown(wait=True)
-            self._row_pool = None
+            raise InferenceError(f"onnxruntime failed ({type(exc).__name__}: {exc})", graph=self.graph) from exc
 
 
 def decoder_runner(path: Path, *, providers: Sequence[str] | None, running_on: Sequence[str],
@@ -312,5 +298,5 @@ def decoder_runner(path: Path, *, providers: Sequence[str] | None, running_on: S
     rows = decoder_rows_per_call(running_on)
     if workers is None:
         workers = decoder_row_workers(running_on)
-    return OnnxRuntimeRunner(path, providers=providers, disabled_optimizers=DECODER_DISABLED_OPTIMIZERS,
+    return OnnxRuntimeRunner.from_path(path, providers=providers, disabled_optimizers=DECODER_DISABLED_OPTIMIZERS,
                              arena=rows == 1, max_rows=rows, row_workers=workers)

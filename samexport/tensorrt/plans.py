@@ -1,5 +1,5 @@
 """ONNX -> TensorRT plans through polygraphy (``NetworkFromOnnxPath`` -> ``CreateConfig`` ->
-``EngineFromNetwork``), one plan per graph, with the profiles of :mod:`samexport.profiles`.
+``EngineFromNetwork``), one plan per graph, with the profiles of :mod:`samexport.tensorrt.profile_planning`.
 
 Precision: fp32 builds the FP32 graphs with TF32 off. fp16 builds a *strongly typed* network
 from the mixed-precision ONNX of :func:`samexport.precision.to_mixed_fp16` (the same file the
@@ -20,7 +20,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from samrt.profiles import Profile, profiles_to_dict
+from samrt.backends.tensorrt.compat import local_device_info
+from samrt.backends.tensorrt.profiles import Profile
+from samrt.backends.tensorrt.record import TensorRTRecord
 
 
 def _progress_monitor(trt: Any, say: Callable[[str], None]) -> Any:
@@ -77,16 +79,14 @@ def build_plan(onnx_path: Path, plan_path: Path, *, precision: str, profiles: li
     return time.perf_counter() - started
 
 
-def tensorrt_record(*, precision: str, profiles: dict[str, list[Profile]], engines: dict[str, str],
-                    seconds: dict[str, float], workspace_mb: int | None, timing_cache: str) -> dict[str, Any]:
-    """The manifest's ``tensorrt`` record (see ``samrt.compat``) for plans built on this machine."""
-    from samrt.compat import local_device_info
-
+def built_tensorrt_record(*, precision: str, profiles: dict[str, list[Profile]], engines: dict[str, str],
+                          seconds: dict[str, float], workspace_mb: int | None, timing_cache: str) -> TensorRTRecord:
+    """The manifest's ``tensorrt`` record (see ``samrt.backends.tensorrt.compat``) for plans built on this machine."""
     device = local_device_info()
-    return {
-        "version": device.tensorrt_version, "gpu": device.gpu, "compute_capability": device.compute_capability,
-        "precision": precision, "strongly_typed": precision == "fp16", "engines": engines,
-        "profiles": {graph: profiles_to_dict(p) for graph, p in profiles.items()},
-        "workspace_mb": workspace_mb, "timing_cache": timing_cache,
-        "build_seconds": {graph: round(s, 1) for graph, s in seconds.items()},
-    }
+    return TensorRTRecord(
+        version=device.tensorrt_version, gpu=device.gpu, compute_capability=device.compute_capability,
+        precision=precision, strongly_typed=precision == "fp16", engines=engines,
+        profiles={graph: tuple(p) for graph, p in profiles.items()},
+        workspace_mb=workspace_mb, timing_cache=timing_cache,
+        build_seconds={graph: round(s, 1) for graph, s in seconds.items()},
+    )

@@ -12,24 +12,34 @@
   profile's max is split into chunks along that axis; the graphs treat those rows independently.
 
 The plan's hash and its TensorRT / GPU compatibility are checked from the manifest before this
-class is constructed (``samrt.manifest``, ``samrt.compat``).
+class is constructed (``samrt.manifest``, ``samrt.backends.tensorrt.compat``); the plan itself is
+deserialised by :class:`~samrt.backends.tensorrt.loader.PlanLoader`.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import InferenceError, InvalidInputError, ManifestError
-from ..profiles import Profile, max_leading, select_profile
+from ...errors import InferenceError, InvalidInputError
+from ...spec import TensorSpec
+from ..feeds import Described, check_feeds, leading_rows, row_inputs
+from ..rows import RowScheduler
+from . import cuda
+from .loader import PlanLoader
+from .profiles import Profile, max_leading, select_profile
 
 
 def _interface(value: Any) -> dict[str, Any] | None:
     return getattr(value, "__cuda_array_interface__", None)
+
+
+def _shape_and_dtype(value: Any) -> Described:
+    shape, dtype, _ = _describe(value)
+    return shape, dtype
 
 
 def _describe(value: Any) -> tuple[tuple[int, ...], np.dtype, bool]:
@@ -45,64 +55,59 @@ def _describe(value: Any) -> tuple[tuple[int, ...], np.dtype, bool]:
 
 
 class TensorRTRunner:
-    """One TensorRT plan (``path``) with the optimisation ``profiles`` recorded at build time."""
+    """One TensorRT plan, deserialised by a :class:`~samrt.backends.tensorrt.loader.PlanLoader`,
+    with the optimisation ``profiles`` recorded at build time (a :class:`samrt.backends.Runner`)."""
 
-    def __init__(self, path: Path, *, profiles: Sequence[Profile], graph: str) -> None:
-        import tensorrt as trt
-
-        from . import cuda
-
-        self._trt, self._cudart, self._check = trt, cuda.load_cudart(), cuda.check
-        cudart, check = self._cudart, self._check
-        self.path, self.graph = Path(path), graph
+    def __init__(self, loader: PlanLoader, *, profiles: Sequence[Profile], graph: str) -> None:
+        self.path, self.graph = loader.path, graph
         self.profiles = list(profiles)
-        self._logger = trt.Logger(trt.Logger.WARNING)
-        self._runtime = trt.Runtime(self._logger)
-        engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
-        if engine is None:
-            raise ManifestError("TensorRT could not deserialize this plan (another TensorRT version or GPU?)",
-                                path=str(self.path))
-        if engine.num_optimization_profiles != len(self.profiles):
-            raise ManifestError(f"the plan has {engine.num_optimization_profiles} optimisation profiles, the "
-                                f"manifest records {len(self.profiles)}", path=str(self.path))
-        self.engine = engine
+        plan = loader(profile_count=len(self.profiles))
+        trt, self._cudart, self._check = plan.trt, plan.cudart, cuda.check
+        self._runtime, self.engine = plan.runtime, plan.engine
+        engine = self.engine
         self.context = engine.create_execution_context()
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-        self.inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        self.output_names = [n for n in names if n not in self.inputs]
-        self.dtypes = {n: np.dtype(trt.nptype(engine.get_tensor_dtype(n))) for n in names}
+        specs = {n: TensorSpec(n, np.dtype(trt.nptype(engine.get_tensor_dtype(n))).name,
+                               tuple(d if d >= 0 else f"axis{i}" for i, d in enumerate(engine.get_tensor_shape(n))))
+                 for n in names}
+        self._inputs = {n: specs[n] for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT}
+        self._outputs = {n: specs[n] for n in names if n not in self._inputs}
+        self.dtypes = {n: np.dtype(s.dtype) for n, s in specs.items()}
         # inputs whose leading axis is dynamic can be split into chunks
-        self.chunked = [n for n in self.inputs if engine.get_tensor_shape(n)[0] == -1]
-        self._stream = check(cudart.cudaStreamCreate())
+        self.chunked = row_inputs(self._inputs)
+        step = min((max_leading(self.profiles, n) for n in self.chunked), default=0)
+        self.scheduler = RowScheduler(rows_per_run=step, graph=graph)
+        self._stream = self._check(self._cudart.cudaStreamCreate())
         self._buffers: dict[int, dict[str, tuple[int, int]]] = {}  # profile -> name -> (pointer, bytes)
         self._active: int | None = None
         self._lock = threading.Lock()
 
-    # -- public ----------------------------------------------------------------------------------
+    # -- the Runner interface --------------------------------------------------------------------
+    @property
+    def inputs(self) -> dict[str, TensorSpec]:
+        return self._inputs
+
+    @property
+    def outputs(self) -> dict[str, TensorSpec]:
+        return self._outputs
+
+    @property
+    def closed(self) -> bool:
+        return self.engine is None
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "tensorrt", "providers": None, "device": "cuda", "threads": 0, "row_workers": 1,
+                "profiles": len(self.profiles)}
+
     def infer(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        if set(feeds) != set(self.inputs):
-            raise InvalidInputError("feeds", sorted(feeds), f"exactly the inputs {sorted(self.inputs)}")
-        described = {name: _describe(value) for name, value in feeds.items()}
-        for name, (shape, dtype, _) in described.items():
-            if dtype != self.dtypes[name]:
-                raise InvalidInputError(name, str(dtype), str(self.dtypes[name]))
-            if len(shape) != len(self.profiles[0][name].min):
-                raise InvalidInputError(name, shape, f"rank {len(self.profiles[0][name].min)}")
-        rows = {described[n][0][0] for n in self.chunked}
-        if len(rows) > 1:
-            raise InvalidInputError("feeds", {n: described[n][0] for n in self.chunked},
-                                    "the same leading size for every batched input")
-        total = rows.pop() if rows else 1
-        step = min((max_leading(self.profiles, n) for n in self.chunked), default=total) or total
+        described = check_feeds(feeds, self._inputs, describe=_shape_and_dtype)
+        total = leading_rows(described, self.chunked)
         if self.engine is None:
             raise InferenceError("the runner was closed", graph=self.graph)
-        if total <= step:
-            return self._run(feeds, described)
-        parts = []
-        for start in range(0, total, step):
-            chunk = {n: (v[start:start + step] if n in self.chunked else v) for n, v in feeds.items()}
-            parts.append(self._run(chunk, {n: _describe(v) for n, v in chunk.items()}))
-        return {name: np.concatenate([p[name] for p in parts]) for name in self.output_names}
+        if not self.scheduler.splits(total):
+            return self._run(feeds, None)
+        return self.scheduler.run(feeds, rows=self.chunked, total=total, outputs=self._outputs,
+                                  run_part=self._run)
 
     def close(self) -> None:
         with self._lock:
@@ -113,9 +118,15 @@ class TensorRTRunner:
             if self.engine is not None:
                 self._cudart.cudaStreamDestroy(self._stream)
             self.context = self.engine = None  # type: ignore[assignment]
+        self.scheduler.close()
 
     # -- internals -------------------------------------------------------------------------------
-    def _run(self, feeds: Mapping[str, Any], described: dict[str, tuple]) -> dict[str, np.ndarray]:
+    def _run(self, feeds: Mapping[str, Any], into: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+        """One execution. into: C-contiguous host arrays (row slices of the full outputs) the
+        outputs are copied into; returned as given."""
+        if self.engine is None:
+            raise InferenceError("the runner was closed", graph=self.graph)
+        described = {name: _describe(value) for name, value in feeds.items()}
         shapes = {name: d[0] for name, d in described.items()}
         index = select_profile(self.profiles, shapes)
         if index is None:
@@ -147,8 +158,12 @@ class TensorRTRunner:
                 if not self.context.execute_async_v3(self._stream):
                     raise InferenceError("TensorRT execution failed", graph=self.graph)
                 outputs = {}
-                for name in self.output_names:
-                    out = np.empty(tuple(self.context.get_tensor_shape(name)), self.dtypes[name])
+                for name in self._outputs:
+                    shape = tuple(self.context.get_tensor_shape(name))
+                    out = np.empty(shape, self.dtypes[name]) if into is None else into[name]
+                    if out.shape != shape:
+                        raise InferenceError(f"TensorRT gave {name} the shape {shape}, expected {out.shape}",
+                                             graph=self.graph)
                     check(cudart.cudaMemcpyAsync(out.ctypes.data, buffers[name][0], out.nbytes,
                                                  cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, self._stream))
                     outputs[name] = out
@@ -169,7 +184,7 @@ class TensorRTRunner:
         largest = {name: self.profiles[index][name].max for name in self.inputs}
         for name, shape in largest.items():
             self.context.set_input_shape(name, shape)
-        shapes = {**largest, **{n: tuple(self.context.get_tensor_shape(n)) for n in self.output_names}}
+        shapes = {**largest, **{n: tuple(self.context.get_tensor_shape(n)) for n in self._outputs}}
         buffers = {}
         for name, shape in shapes.items():
             size = int(np.prod(shape)) * self.dtypes[name].itemsize

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .errors import InvalidInputError
+from ...errors import InvalidInputError
 
 __all__ = ["ShapeRange", "Profile", "select_profile", "profiles_to_dict", "profiles_from_dict", "max_leading"]
 

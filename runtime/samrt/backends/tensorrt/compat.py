@@ -2,7 +2,8 @@
 before a byte of a plan is deserialized (a plan from another TensorRT version or GPU
 architecture makes TensorRT fail, or worse; we refuse with a sentence instead).
 
-The manifest's ``tensorrt`` record (written by ``samexport build --target tensorrt``)::
+The manifest's ``tensorrt`` record (:class:`.record.TensorRTRecord`, written by
+``samexport build --target tensorrt``)::
 
     {"version": "10.3.0", "gpu": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0",
      "precision": "fp16", "engines": {"encoder": "encoder.engine", "decoder": "decoder.engine"},
@@ -17,13 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from .errors import EngineCompatibilityError, ManifestError
+from ...errors import EngineCompatibilityError
+from . import cuda
+from .record import TensorRTRecord
 
-__all__ = ["DeviceInfo", "tensorrt_record", "check_tensorrt_compatible", "local_device_info"]
-
-REQUIRED_KEYS = ("version", "gpu", "compute_capability", "engines", "profiles")
+__all__ = ["DeviceInfo", "check_tensorrt_compatible", "local_device_info"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,34 +35,20 @@ class DeviceInfo:
     compute_capability: str
 
 
-def tensorrt_record(manifest: dict[str, Any], directory: Path) -> dict[str, Any] | None:
-    """The manifest's ``tensorrt`` record, checked for completeness; None when it has none."""
-    record = manifest.get("tensorrt")
-    if record is None:
-        return None
-    if not isinstance(record, dict):
-        raise ManifestError(f"the tensorrt record is a {type(record).__name__}, not an object",
-                            path=str(directory / "manifest.json"))
-    missing = [key for key in REQUIRED_KEYS if key not in record]
-    if missing:
-        raise ManifestError(f"the tensorrt record lacks {missing}", path=str(directory / "manifest.json"))
-    return record
-
-
 def _release(version: str) -> tuple[str, ...]:
     return tuple(str(version).split(".")[:3])
 
 
-def check_tensorrt_compatible(record: dict[str, Any], device: DeviceInfo, directory: Path) -> None:
+def check_tensorrt_compatible(record: TensorRTRecord, device: DeviceInfo, directory: Path) -> None:
     """Raise EngineCompatibilityError unless ``device`` can run the plans ``record`` describes."""
     problems = []
-    if _release(record["version"]) != _release(device.tensorrt_version):
-        problems.append(f"TensorRT {record['version']} built them, this machine has TensorRT {device.tensorrt_version}")
-    if str(record["compute_capability"]) != str(device.compute_capability):
-        problems.append(f"they were built for compute capability {record['compute_capability']} ({record['gpu']}), "
+    if _release(record.version) != _release(device.tensorrt_version):
+        problems.append(f"TensorRT {record.version} built them, this machine has TensorRT {device.tensorrt_version}")
+    if record.compute_capability != str(device.compute_capability):
+        problems.append(f"they were built for compute capability {record.compute_capability} ({record.gpu}), "
                         f"this GPU is {device.compute_capability} ({device.gpu})")
     if problems:
-        precision = record.get("precision", "fp16")
+        precision = record.precision
         raise EngineCompatibilityError(
             f"the TensorRT engines cannot run here: {'; '.join(problems)}. Rebuild them on this machine: "
             f"samexport build <fp32 engine directory> --precision {precision} --target tensorrt",
@@ -72,9 +58,7 @@ def check_tensorrt_compatible(record: dict[str, Any], device: DeviceInfo, direct
 
 def local_device_info() -> DeviceInfo:
     """This machine's TensorRT version and first GPU (raises ImportError / RuntimeError without them)."""
-    import tensorrt
-
-    from .backends import cuda
+    import tensorrt  # optional dependency, imported only when a TensorRT engine is asked for
 
     properties = cuda.check(cuda.load_cudart().cudaGetDeviceProperties(0))
     name = properties.name.decode() if isinstance(properties.name, bytes) else str(properties.name)

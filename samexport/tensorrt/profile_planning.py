@@ -17,10 +17,10 @@ the flag to rebuild with.
 
 from __future__ import annotations
 
-from typing import Any
-
+from samrt.backends.tensorrt.profiles import Profile, ShapeRange
+from samrt.engine_manifest import EngineManifest
 from samrt.errors import InvalidInputError, ManifestError
-from samrt.profiles import Profile, ShapeRange
+from samrt.spec import TensorSpec
 
 INTERACTIVE_PROMPTS = 4
 Axes = dict[str, tuple[int, int, int]]  # named axis -> (min, opt, max)
@@ -44,24 +44,24 @@ def planned_axes(*, max_batch: int = 1, max_prompts: int = 64, max_points: int =
     return {"encoder": [{"batch": (1, 1, max_batch)}], "decoder": decoder}
 
 
-def plan_profiles(manifest: dict[str, Any], **limits: int) -> dict[str, list[Profile]]:
+def plan_profiles(manifest: EngineManifest, **limits: int) -> dict[str, list[Profile]]:
     """Profiles for both graphs of ``manifest`` under ``limits`` (max_batch, max_prompts, max_points)."""
     plans = planned_axes(**limits)
     profiles: dict[str, list[Profile]] = {}
     for graph, axes_list in plans.items():
-        inputs = manifest["graphs"][graph]["inputs"]
-        profiles[graph] = [{spec["name"]: _range(spec, axes, graph) for spec in inputs} for axes in axes_list]
+        inputs = manifest.graphs[graph].inputs
+        profiles[graph] = [{tensor.name: _range(tensor, axes, graph) for tensor in inputs} for axes in axes_list]
     return profiles
 
 
-def _range(spec: dict[str, Any], axes: Axes, graph: str) -> ShapeRange:
+def _range(tensor: TensorSpec, axes: Axes, graph: str) -> ShapeRange:
     low, mid, high = [], [], []
-    for dim in spec["shape"]:
+    for dim in tensor.shape:
         if isinstance(dim, int):
             low.append(dim), mid.append(dim), high.append(dim)
         elif dim in axes:
             a, b, c = axes[dim]
             low.append(a), mid.append(b), high.append(c)
         else:
-            raise ManifestError(f"{graph} input {spec['name']} has an axis {dim!r} no profile plans for")
+            raise ManifestError(f"{graph} input {tensor.name} has an axis {dim!r} no profile plans for")
     return ShapeRange(min=tuple(low), opt=tuple(mid), max=tuple(high))
