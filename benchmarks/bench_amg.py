@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from samexport.checkpoints import hf_to_meta, random_model
+from samexport.checkpoints.naming import hf_to_meta
+from samexport.checkpoints.random_weights import random_model
 from samexport.config import preset
 from samexport.export import export_model
 from samexport.timing import describe_machine

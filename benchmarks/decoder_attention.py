@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/decoder_attention_vit_b_cpu.json"))
     args = parser.parse_args()
 
-    from samexport.checkpoints import load_source
+    from samexport.checkpoints.sources import load_source
     from samexport.export import export_decoder
 
     model, _ = load_source("random:vit_b")

@@ -57,7 +57,7 @@ def main() -> None:
         if args.engine is not None:
             path = args.engine / "decoder.onnx"
         else:
-            from samexport.checkpoints import load_source
+            from samexport.checkpoints.sources import load_source
             from samexport.export import export_decoder
 
             path = Path(tmp) / "decoder.onnx"

@@ -37,7 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from samrt import SamRuntime
 from samrt.errors import InvalidInputError
+from samrt.manifest import read_manifest
+from samrt.upscale import binarize_masks
 
 from .timing import LatencyStats, describe_machine, measure, peak_rss_mb
 
@@ -86,9 +89,6 @@ def _point_feeds(runtime: Any, embedding: Any, n: int, rng: np.random.Generator)
 def bench_engine(engine_dir: str | Path, *, settings: BenchSettings | None = None, backend: str = "auto",
                  image: Any = None, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Time the engine's graphs and the runtime's processing. Returns the ``results`` mapping."""
-    from samrt import SamRuntime
-    from samrt.upscale import binarize_masks
-
     settings = settings or BenchSettings()
     say = progress or (lambda _msg: None)
     started = time.perf_counter()
@@ -221,8 +221,6 @@ def run_bench(engine_dir: str | Path, *, settings: BenchSettings | None = None, 
               reference: Any = None, image: Any = None,
               progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """The full record written by ``samexport bench``: machine, engine, results, comparison."""
-    from samrt.manifest import read_manifest
-
     settings = settings or BenchSettings()
     manifest = read_manifest(Path(engine_dir))
     record: dict[str, Any] = {

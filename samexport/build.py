@@ -47,14 +47,19 @@ from pathlib import Path
 from typing import Any
 
 from samrt import spec
+from samrt.backends.tensorrt import cuda
 from samrt.backends.tensorrt.record import TensorRTRecord
 from samrt.engine_manifest import AccuracySummary, BuildRecord, EngineManifest, PrecisionPolicyRecord
 from samrt.errors import BackendUnavailableError, InvalidInputError, SamError
 from samrt.manifest import artifacts_of, read_manifest, sha256_file, write_manifest
 
-from .int8 import check_term_count
+from .int8 import check_term_count, two_term_int8
 from .precision import DEFAULT_POLICY, emulate_fp16, fp32_islands, policy_named, to_mixed_fp16
+from .report import run_report, sample_images
+from .report.checks import describe_failure
+from .report.compare import CompareSettings
 from .staging import staged_directory
+from .tensorrt.plans import build_plan, built_tensorrt_record
 from .tensorrt.profile_planning import plan_profiles, planned_axes
 
 TARGETS = ("onnxruntime", "tensorrt")
@@ -132,10 +137,8 @@ def tensorrt_missing() -> str | None:
         import tensorrt  # noqa: F401
     except ImportError:
         return "TensorRT is not installed (the tensorrt Python package cannot be imported)"
-    from samrt.backends.tensorrt.cuda import load_cudart
-
     try:
-        error, count = load_cudart().cudaGetDeviceCount()
+        error, count = cuda.load_cudart().cudaGetDeviceCount()
         if int(error) != 0 or count == 0:
             return "no CUDA GPU is visible"
     except ImportError:
@@ -162,8 +165,6 @@ def quantize_int8(source: Path, target: Path, *, terms: int = 2, activation_term
     int8 terms per activation; 1: onnxruntime's ``quantize_dynamic``, per tensor, one activation term)."""
     if terms == 2:
         import onnx
-
-        from .int8 import two_term_int8
 
         onnx.save(two_term_int8(onnx.load(str(source)), activation_terms=activation_terms)[0], str(target))
         return
@@ -296,8 +297,6 @@ def build_engine(engine_dir: str | Path, *, settings: BuildSettings, out_dir: st
 def _build_tensorrt(staging: Path, manifest: EngineManifest, settings: BuildSettings, out_dir: Path,
                     say: Callable[[str], None]) -> TensorRTRecord:
     """Plans for both graphs of ``staging`` (its ONNX already in the precision's form)."""
-    from .tensorrt.plans import build_plan, built_tensorrt_record
-
     profiles = plan_profiles(manifest, max_batch=settings.max_batch, max_prompts=settings.max_prompts,
                              max_points=settings.max_points)
     cache = settings.timing_cache or staging / TIMING_CACHE
@@ -318,10 +317,6 @@ def _build_tensorrt(staging: Path, manifest: EngineManifest, settings: BuildSett
 
 def _accuracy_summary(directory: Path, reference: Any, settings: BuildSettings) -> dict[str, Any]:
     """A short report (one photograph) stored in the manifest: verdict, failed checks, key figures."""
-    from .report import run_report, sample_images
-    from .report.checks import describe_failure
-    from .report.compare import CompareSettings
-
     backend = "tensorrt" if settings.target == "tensorrt" else "onnxruntime"
     record, _ = run_report(directory, reference, images=sample_images(("astronaut",)), backends=[backend],
                            settings=CompareSettings(prompts_per_kind=settings.check_prompts, worst_cases=0))

@@ -27,6 +27,7 @@ from samrt.engine_manifest import EngineManifest, GraphRecord, ModelSource, Prep
 from samrt.errors import SamError
 from samrt.manifest import artifacts_of, write_manifest
 
+from . import __version__
 from .graphs import DecoderGraph, EncoderGraph
 from .interrupts import raise_if_requested
 from .modeling.sam import SamModel
@@ -148,16 +149,17 @@ def verify_graphs(model: SamModel, directory: Path, tolerances: Tolerances, *, s
 
 def _decoder_feeds(rng, emb, n, p, size, mask_size, *, with_box, with_mask) -> dict[str, np.ndarray]:
     points = (rng.random((n, p, 2)) * size).astype(np.float32)
-    labels = rng.choice([1, 0, -10], size=(n, p)).astype(np.int32)
-    labels[:, 0] = 1
+    labels = rng.choice([spec.LABEL_FOREGROUND, spec.LABEL_BACKGROUND, spec.LABEL_IGNORED_PAD],
+                        size=(n, p)).astype(np.int32)
+    labels[:, 0] = spec.LABEL_FOREGROUND
     if with_box:
         corner = rng.random((n, 2, 2)) * size
         corner.sort(axis=1)
         points = np.concatenate([points, corner.astype(np.float32)], axis=1)
-        labels = np.concatenate([labels, np.tile(np.array([[2, 3]], np.int32), (n, 1))], axis=1)
+        labels = np.concatenate([labels, np.tile(np.array([[spec.LABEL_BOX_TOP_LEFT, spec.LABEL_BOX_BOTTOM_RIGHT]], np.int32), (n, 1))], axis=1)
     else:
         points = np.concatenate([points, np.zeros((n, 1, 2), np.float32)], axis=1)
-        labels = np.concatenate([labels, np.full((n, 1), -1, np.int32)], axis=1)
+        labels = np.concatenate([labels, np.full((n, 1), spec.LABEL_NOT_A_POINT, np.int32)], axis=1)
     return {
         "image_embeddings": emb[:1],
         "input_points": points,
@@ -193,8 +195,6 @@ def export_model(
     where it names a file or directory, may not overlap ``out_dir``."""
     import onnx
     import onnxruntime
-
-    from . import __version__
 
     def say(message: str) -> None:
         raise_if_requested()  # a Ctrl-C the exporter swallowed stops us at the next step

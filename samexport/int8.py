@@ -14,7 +14,7 @@ remainder on a 254 times finer grid:
 
 (|W - s1 q1| <= s1 / 2, so q2 fits int8; the error is at most s1 / 508, ~2^-15 of the column's range).
 
-Why two activation terms: on the stress weights (:mod:`samexport.stress`) the activations' uint8
+Why two activation terms: on the stress weights (:mod:`samexport.checkpoints.stress`) the activations' uint8
 rounding, one range per tensor and call, costs too (76.7 % of prompts with two weight terms, 100 %
 with FP32 activations). So the activation x is also kept as its uint8 quantisation xq (scale
 xs) plus the remainder r = x - xs (xq - zero), which lies within +-xs / 2 and is quantised again:

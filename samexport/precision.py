@@ -9,7 +9,7 @@ residual-stream channels in the thousands (segment-anything #540, #696: ViT-H in
 gives garbage), and 300**2 already passes FP16's largest finite value (65504), so the variance
 becomes inf and the image is lost. The activations themselves stay inside the FP16 range; only
 the statistics do not. ``benchmarks/fp16_policy.py`` measures the candidates in
-:data:`POLICIES` on random and stress weights (``random:vit_b-stress``, :mod:`samexport.stress`);
+:data:`POLICIES` on random and stress weights (``random:vit_b-stress``, :mod:`samexport.checkpoints.stress`);
 the default, :data:`DEFAULT_POLICY`, is the one that met the bar (embedding cosine >= 0.999,
 mask IoU >= 0.98 for >= 99% of prompts): FP32 LayerNorms and residual stream in the encoder,
 an FP32 decoder (``docs/precision.md`` has the figures).

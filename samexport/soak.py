@@ -12,8 +12,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from samrt import SamRuntime
 
-from .timing import resident_mb
+from .timing import describe_machine, resident_mb
 
 SIZES = ((64, 64), (480, 640), (1500, 2250), (3000, 4000), (333, 999), (999, 333), (1024, 1024))
 
@@ -69,10 +70,6 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
     import json
     from pathlib import Path
-
-    from samrt import SamRuntime
-
-    from .timing import describe_machine
 
     parser = argparse.ArgumentParser(prog="python -m samexport.soak", description=main.__doc__)
     parser.add_argument("--engine", type=Path, required=True)

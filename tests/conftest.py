@@ -12,7 +12,8 @@ import functools
 import pytest
 import torch
 
-from samexport.checkpoints import hf_to_meta, random_model
+from samexport.checkpoints.naming import hf_to_meta
+from samexport.checkpoints.random_weights import random_model
 from samexport.config import SamConfig, SamMaskDecoderConfig, SamPromptEncoderConfig, SamVisionConfig, preset
 
 # A second tiny architecture: other widths, depth, window size, global layers, heads.
@@ -110,7 +111,7 @@ def tiny_engine(tiny_model, tmp_path_factory):
 def random_tiny_engine(tmp_path_factory):
     """One ``random:tiny`` engine directory (exactly what ``samexport export --model random:tiny``
     writes), shared read-only: tests that damage an engine copy it first."""
-    from samexport.checkpoints import load_source
+    from samexport.checkpoints.sources import load_source
     from samexport.export import export_model
 
     model, digest = load_source("random:tiny")

@@ -6,13 +6,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from samrt import spec
 from samrt.errors import InvalidInputError
 from torch import nn
 
+from ..checkpoints.files import write_hf_directory
+from ..checkpoints.loading import load_checkpoint
 from ..config import SamConfig
 from .mask_decoder import MaskDecoder
 from .positional_encoding import RandomFourierEmbedding
-from .prompt_encoder import NOT_A_POINT_LABEL, PromptEncoder
+from .prompt_encoder import PromptEncoder
 from .vision_encoder import VisionEncoder
 
 BOX_CORNER_LABELS = (2, 3)
@@ -55,16 +58,14 @@ class SamModel(nn.Module):
     # -- loading -----------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, source: str | Path, *, config: SamConfig | None = None) -> SamModel:
-        """Load an HF directory (``save_pretrained`` layout) or a Meta ``.pth`` file, safely."""
-        from ..checkpoints import load_model
-
-        return load_model(source, config=config)
+        """Load an HF directory (``save_pretrained`` layout) or a Meta ``.pth`` file, safely and
+        strictly (:func:`samexport.checkpoints.loading.load_checkpoint`). ``config`` overrides the
+        one found in (or inferred from) the checkpoint."""
+        return load_checkpoint(source, build=cls, config=config)
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write ``config.json`` + ``model.safetensors`` (transformers' layout)."""
-        from ..checkpoints import save_model
-
-        save_model(self, directory)
+        write_hf_directory(self.config, self.state_dict(), directory)
 
     # -- pieces ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -174,7 +175,7 @@ class SamModel(nn.Module):
             pb = points.shape[1]
             parts_coords.append(torch.zeros(batch, pb, 1, 2, dtype=dtype, device=points.device))
             parts_labels.append(
-                torch.full((batch, pb, 1), NOT_A_POINT_LABEL, dtype=torch.int64, device=points.device)
+                torch.full((batch, pb, 1), spec.LABEL_NOT_A_POINT, dtype=torch.int64, device=points.device)
             )
         if not parts_coords:
             weight = self.prompt_encoder.not_a_point_embed.weight

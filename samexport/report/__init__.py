@@ -14,10 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from samrt import SamRuntime
 from samrt.engine_manifest import EngineManifest
 from samrt.errors import BackendUnavailableError, InvalidInputError
+from samrt.images import to_rgb_uint8
 from samrt.manifest import read_manifest
 
+from ..timing import describe_machine
+from ..torch_runner import reference_runtime
 from .checks import evaluate
 from .compare import CompareSettings, compare_backend
 from .thresholds import thresholds_for
@@ -41,8 +45,6 @@ def sample_images(names: Sequence[str] = SAMPLE_IMAGES) -> list[tuple[str, np.nd
 
 def load_images(paths: Sequence[str | Path]) -> list[tuple[str, np.ndarray]]:
     """Files and directories (their .png/.jpg/.jpeg/.bmp/.tif/.tiff/.webp files, sorted)."""
-    from samrt.images import to_rgb_uint8
-
     suffixes = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
     files: list[Path] = []
     for item in map(Path, paths):
@@ -75,11 +77,6 @@ def run_report(engine_dir: str | Path, reference_model: Any, *, images: Sequence
                progress: Callable[[str, int, int], None] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Compare every backend with the reference. Returns (report.json content, raw results per
     backend for ``render.write_report``)."""
-    from samrt import SamRuntime
-
-    from ..timing import describe_machine
-    from ..torch_runner import reference_runtime
-
     engine_dir = Path(engine_dir)
     manifest = read_manifest(engine_dir)
     precision = manifest.precision

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from samexport.build import BuildSettings, build_engine, tensorrt_missing
-from samexport.checkpoints import load_source
+from samexport.checkpoints.sources import load_source
 from samexport.export import export_model
 
 MISSING = tensorrt_missing()

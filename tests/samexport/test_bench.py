@@ -12,7 +12,7 @@ from samrt.engine_manifest import ModelSource
 from samrt.errors import CheckpointError, InvalidInputError
 
 from samexport.bench import BenchSettings, compare, synthetic_image
-from samexport.checkpoints import reference_for_engine
+from samexport.checkpoints.sources import reference_for_engine
 from samexport.cli import main
 from samexport.timing import peak_rss_mb
 

@@ -16,9 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from samrt.errors import CheckpointError, SamError
 
-from samexport.checkpoints import hf_to_meta, load_model, random_model
+from samexport.checkpoints.naming import hf_to_meta
+from samexport.checkpoints.random_weights import random_model
 from samexport.cli import main
 from samexport.config import preset
+from samexport.modeling.sam import SamModel
 
 FUZZ_EXAMPLES = int(os.environ.get("SAMRT_FUZZ_EXAMPLES", "40"))
 FUZZ = settings(max_examples=FUZZ_EXAMPLES, deadline=None,
@@ -87,7 +89,7 @@ def _only_typed(call):
 def test_fuzzed_meta_checkpoints(sources, tmp_path, data):
     path = tmp_path / "fuzzed.pth"
     path.write_bytes(_mutated(sources["pth"], data.draw))
-    _only_typed(lambda: load_model(path))
+    _only_typed(lambda: SamModel.from_pretrained(path))
 
 
 @FUZZ
@@ -99,7 +101,7 @@ def test_fuzzed_safetensors(sources, tmp_path, data):
     head = data.draw(st.integers(8, 8 + int.from_bytes(original[:8], "little")))
     mutated = _mutated(original[:head], data.draw) + original[head:]
     (target / "model.safetensors").write_bytes(mutated)
-    _only_typed(lambda: load_model(target))
+    _only_typed(lambda: SamModel.from_pretrained(target))
 
 
 json_scalars = st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats() | st.text(max_size=6)
@@ -116,11 +118,11 @@ def test_fuzzed_hf_configs(sources, tmp_path, data):
         key = data.draw(st.sampled_from(sorted(holder)))
         holder[key] = data.draw(json_scalars | st.lists(json_scalars, max_size=3))
     (target / "config.json").write_text(json.dumps(config))
-    _only_typed(lambda: load_model(target))
+    _only_typed(lambda: SamModel.from_pretrained(target))
 
 
 def test_checkpoint_error_is_what_a_truncated_file_gives(sources, tmp_path):
     path = tmp_path / "half.pth"
     path.write_bytes(sources["pth"][: len(sources["pth"]) // 2])
     with pytest.raises(CheckpointError, match="half.pth"):
-        load_model(path)
+        SamModel.from_pretrained(path)

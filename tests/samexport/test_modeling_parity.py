@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from samexport.checkpoints import load_model, random_model
+from samexport.checkpoints.random_weights import random_model
 from samexport.config import preset
+from samexport.modeling.sam import SamModel
 
 TOL = 1e-4
 
@@ -80,7 +81,7 @@ def test_meta_checkpoint_matches_segment_anything(meta_checkpoint, tiny_config):
     from tests.conftest import build_meta_sam
 
     pytest.importorskip("segment_anything")
-    model = load_model(meta_checkpoint)  # config inferred from tensor shapes
+    model = SamModel.from_pretrained(meta_checkpoint)  # config inferred from tensor shapes
     meta = build_meta_sam(model.config)
     meta.load_state_dict(torch.load(meta_checkpoint, weights_only=True), strict=True)
     pixels = torch.randn(1, 3, 1024, 1024, generator=torch.Generator().manual_seed(11))

@@ -9,10 +9,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from samexport.checkpoints import load_source
+from samexport.checkpoints.sources import load_source
+from samexport.checkpoints.stress import OUTLIER_MAGNITUDE, outlier_channels, split_stress_name
 from samexport.precision import POLICIES, emulate_fp16
 from samexport.report import sample_images
-from samexport.stress import OUTLIER_MAGNITUDE, outlier_channels, split_stress_name
 
 SQRT_FP16_MAX = 65504.0**0.5  # a deviation beyond this squares to inf in FP16
 

@@ -14,7 +14,7 @@ from samrt import SamRuntime
 from samrt.errors import CheckpointError, ManifestError
 from samrt.manifest import artifact_record, write_manifest
 
-from samexport.checkpoints import load_state_dict_file
+from samexport.checkpoints.files import load_state_dict_file
 
 
 @pytest.fixture(scope="module")

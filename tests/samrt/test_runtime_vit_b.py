@@ -20,7 +20,7 @@ PROMPTS = {
 
 @pytest.mark.slow
 def test_vit_b_export_verifies_and_predicts_like_transformers(tmp_path):
-    from samexport.checkpoints import random_model
+    from samexport.checkpoints.random_weights import random_model
     from samexport.config import preset
     from samexport.export import export_model
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from .checkpoints import init_random_weights
+from .random_weights import init_random_weights
 
 OUTLIER_CHANNELS = 2
 OUTLIER_MAGNITUDE = 2000.0  # squared deviations ~4e6, far beyond FP16's 65504
