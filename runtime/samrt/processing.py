@@ -218,7 +218,7 @@ class SamProcessor:
                     lab = rectangular_array(labels[i], "input_labels")
                     if lab.ndim == 1:
                         lab = lab[None]
-                    _check_labels(lab)
+                    check_labels(lab, "input_labels")
                     if lab.shape != arr.shape[:-1]:
                         raise InvalidInputError("input_labels", f"image {i}: shape {lab.shape}",
                                                 f"{arr.shape[:-1]} to match input_points")
@@ -290,13 +290,15 @@ def check_boxes(boxes: np.ndarray, argument: str) -> None:
         raise InvalidInputError(argument, boxes[index].tolist(), "x0 <= x1 and y0 <= y1 (x0, y0, x1, y1)")
 
 
-def _check_labels(labels: np.ndarray) -> None:
+def check_labels(labels: np.ndarray, argument: str, allowed: tuple[int, ...] = spec.VALID_LABELS) -> None:
+    """Refuse labels that are not integral numbers (integral floats pass, as in transformers) or
+    not in ``allowed`` (a label set of :mod:`samrt.spec`), naming ``argument``."""
     if not np.issubdtype(labels.dtype, np.integer):
         if not np.issubdtype(labels.dtype, np.floating) or not np.array_equal(labels, np.round(labels)):
-            raise InvalidInputError("input_labels", labels.tolist(), "integers")
-    bad = ~np.isin(labels, spec.VALID_LABELS)
+            raise InvalidInputError(argument, labels.tolist(), "integers")
+    bad = ~np.isin(labels, allowed)
     if bad.any():
-        raise InvalidInputError("input_labels", labels[bad].tolist()[:5], f"values in {spec.VALID_LABELS}")
+        raise InvalidInputError(argument, labels[bad].tolist()[:5], f"values in {allowed}")
 
 
 def finite_array(value: Any, argument: str, *, allow_empty: bool = False) -> np.ndarray:

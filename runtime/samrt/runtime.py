@@ -13,14 +13,18 @@ from typing import Any
 
 import numpy as np
 
-from . import spec
+from . import cpu, spec
 from .backends import Runner, check_runner, load_runners, select_backend
-from .checks import check_int, rectangular_array
+from .checks import check_int
 from .engine_manifest import EngineManifest
-from .generate import GenerateSettings, generate_masks
 from .errors import InferenceError, InvalidInputError, ManifestError, PerformanceWarning
+from .generate import GenerateSettings, generate_masks
+from .images import max_image_pixels
 from .manifest import read_manifest
-from .processing import SamProcessor, check_boxes, check_coordinates, finite_array, normalize_coordinates
+from .memory import THRESHOLD_BYTES
+from .memory import limit_heap_fragmentation as fix_heap_thresholds
+from .processing import SamProcessor, finite_array
+from .prompts import decoder_prompts
 from .upscale import binarize_masks, upscale_masks
 
 __all__ = ["SamRuntime", "ImageEmbedding", "Prediction", "PREDICT_CHUNK", "MAX_MASK_LOGIT"]
@@ -28,7 +32,6 @@ __all__ = ["SamRuntime", "ImageEmbedding", "Prediction", "PREDICT_CHUNK", "MAX_M
 DEFAULT_MAX_PROMPTS = 1024
 PREDICT_CHUNK = 16  # objects decoded and upscaled at a time in one predict call (~70 MB of scratch on ViT-B)
 MAX_MASK_LOGIT = 1e5  # |mask_input| bound: low-res logits are tens; 1e39 overflows float32 in the graph
-USER_LABELS = (spec.LABEL_FOREGROUND, spec.LABEL_BACKGROUND, spec.LABEL_NOT_A_POINT, spec.LABEL_IGNORED_PAD)
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,6 @@ class ImageEmbedding:
     reshaped_input_size: tuple[int, int]
 
     def __post_init__(self) -> None:
-        from .images import max_image_pixels
-
         if not isinstance(self.embeddings, np.ndarray) or self.embeddings.dtype != np.float32 \
                 or self.embeddings.ndim != 4 or self.embeddings.shape[0] != 1:
             found = (f"{self.embeddings.dtype} array of shape {self.embeddings.shape}"
@@ -129,14 +130,11 @@ class SamRuntime:
         manifest = read_manifest(directory)
         chosen = select_backend(backend, tensorrt_plans=manifest.tensorrt)
         if limit_heap_fragmentation is not False:
-            from .memory import THRESHOLD_BYTES
-            from .memory import limit_heap_fragmentation as limit
-
             threshold = THRESHOLD_BYTES if limit_heap_fragmentation is True else limit_heap_fragmentation
             if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold <= 0:
                 raise InvalidInputError("limit_heap_fragmentation", limit_heap_fragmentation,
                                         "True, False or a threshold in bytes > 0")
-            limit(threshold)
+            fix_heap_thresholds(threshold)
         encoder, decoder = load_runners(chosen, directory, graph_files=manifest.graph_files(),
                                         tensorrt_plans=manifest.tensorrt, providers=providers,
                                         decoder_workers=decoder_workers)
@@ -260,52 +258,9 @@ class SamRuntime:
         ``mask_input`` the feeds' ``mask_input`` is a read-only broadcast of zeros (no memory per
         prompt); take row slices of it with ``np.ascontiguousarray``."""
         self._check_embedding(embedding)
-        coords_parts: list[np.ndarray] = []
-        label_parts: list[np.ndarray] = []
-        n = None
-        if points is not None:
-            pts = finite_array(points, "points", allow_empty=True)
-            if pts.ndim == 2:
-                pts = pts[None]
-            if pts.ndim != 3 or pts.shape[-1] != 2 or pts.shape[1] == 0:
-                raise InvalidInputError("points", pts.shape, "[N, P, 2] or [P, 2] with P >= 1")
-            n = pts.shape[0]
-            check_coordinates(pts, "points", embedding.original_size)
-            if labels is None:
-                lab = np.ones(pts.shape[:2], np.int32)
-            else:
-                lab = rectangular_array(labels, "labels")
-                if lab.ndim == 1 and pts.shape[0] == 1:
-                    lab = lab[None]
-                if lab.shape != pts.shape[:2]:
-                    raise InvalidInputError("labels", lab.shape, f"shape {pts.shape[:2]} matching points")
-                if not np.issubdtype(lab.dtype, np.integer):
-                    raise InvalidInputError("labels", str(lab.dtype), "an integer dtype")
-                if not np.isin(lab, USER_LABELS).all():
-                    raise InvalidInputError("labels", np.unique(lab).tolist(), f"values in {set(USER_LABELS)}")
-            coords_parts.append(normalize_coordinates(pts, embedding.original_size, self.image_size))
-            label_parts.append(lab.astype(np.int32))
-        elif labels is not None:
-            raise InvalidInputError("labels", "given without points", "points as well")
-        if boxes is not None:
-            box = finite_array(boxes, "boxes", allow_empty=True)
-            if box.ndim == 1:
-                box = box[None]
-            if box.ndim != 2 or box.shape[-1] != 4 or box.shape[0] == 0:
-                raise InvalidInputError("boxes", box.shape, "[N, 4] or [4]")
-            check_boxes(box, "boxes")
-            check_coordinates(box, "boxes", embedding.original_size)
-            if n is not None and box.shape[0] != n:
-                raise InvalidInputError("boxes", box.shape, f"{n} boxes, one per point group")
-            n = box.shape[0]
-            coords_parts.append(normalize_coordinates(box.reshape(-1, 2, 2), embedding.original_size, self.image_size))
-            label_parts.append(np.tile(np.array([[spec.LABEL_BOX_TOP_LEFT, spec.LABEL_BOX_BOTTOM_RIGHT]], np.int32),
-                                       (n, 1)))
-        elif n is not None:
-            coords_parts.append(np.zeros((n, 1, 2), np.float32))
-            label_parts.append(np.full((n, 1), spec.LABEL_NOT_A_POINT, np.int32))
-        if n is None:
-            raise InvalidInputError("points", None, "points and/or boxes")
+        coords, labels = decoder_prompts(points, labels, boxes, original_size=embedding.original_size,
+                                         image_size=self.image_size)
+        n = coords.shape[0]
         size = self.mask_size
         if mask_input is None:
             masks = np.broadcast_to(np.zeros((1, 1, size, size), np.float32), (n, 1, size, size))
@@ -323,8 +278,8 @@ class SamRuntime:
             has = np.ones((n,), np.float32)
         return {
             "image_embeddings": embedding.embeddings,
-            "input_points": np.concatenate(coords_parts, axis=1).astype(np.float32),
-            "input_labels": np.concatenate(label_parts, axis=1),
+            "input_points": coords,
+            "input_labels": labels,
             "mask_input": masks,
             "has_mask_input": has,
         }
@@ -361,11 +316,9 @@ def _warn_without_int8_kernels(directory: Path, manifest: EngineManifest) -> Non
     weight MatMul (two weight terms; engines built before the manifest recorded the terms count as
     such) on a CPU without int8 dot-product instructions. One term (``--int8-terms 1``) is left
     alone: its single product still takes about half the FP32 time there."""
-    from .cpu import int8_dot_products
-
     if manifest.int8_terms == 1:
         return
-    if int8_dot_products() is False:
+    if cpu.int8_dot_products() is False:
         warnings.warn(PerformanceWarning(
             f"{directory} is an int8 engine with two int8 terms per weight, and this CPU has no int8 dot-product "
             "instructions (VNNI or AMX on x86, asimddp or i8mm on Arm): each int8 product takes about half the "

@@ -22,7 +22,10 @@ LABEL_BOX_TOP_LEFT = 2
 LABEL_BOX_BOTTOM_RIGHT = 3
 LABEL_NOT_A_POINT = -1  # SAM's pad token (learned embedding)
 LABEL_IGNORED_PAD = -10  # transformers' ragged-batch pad (zero token)
-VALID_LABELS = (1, 0, 2, 3, -1, -10)
+VALID_LABELS = (LABEL_FOREGROUND, LABEL_BACKGROUND, LABEL_BOX_TOP_LEFT, LABEL_BOX_BOTTOM_RIGHT, LABEL_NOT_A_POINT,
+                LABEL_IGNORED_PAD)  # what the decoder graph and transformers' processor take
+# What a caller labels its points with in SamRuntime.predict (box corners come from boxes).
+POINT_LABELS = (LABEL_FOREGROUND, LABEL_BACKGROUND, LABEL_NOT_A_POINT, LABEL_IGNORED_PAD)
 
 
 @dataclass(frozen=True)

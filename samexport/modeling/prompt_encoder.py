@@ -10,14 +10,12 @@ All label handling is arithmetic (``torch.where``), never data-dependent control
 from __future__ import annotations
 
 import torch
+from samrt import spec
 from torch import nn
 
 from ..config import SamPromptEncoderConfig
 from .common import LayerNorm2d, activation
 from .positional_encoding import RandomFourierEmbedding
-
-NOT_A_POINT_LABEL = -1
-IGNORED_PAD_LABEL = -10
 
 
 class MaskEmbedding(nn.Module):
@@ -66,8 +64,8 @@ class PromptEncoder(nn.Module):
         normalised = (coords + 0.5) / float(self.config.image_size)
         tokens = self.shared_embedding(normalised)
         lab = labels.unsqueeze(-1)
-        tokens = torch.where(lab == NOT_A_POINT_LABEL, self.not_a_point_embed.weight[0], tokens)
-        tokens = torch.where(lab == IGNORED_PAD_LABEL, torch.zeros_like(tokens), tokens)
+        tokens = torch.where(lab == spec.LABEL_NOT_A_POINT, self.not_a_point_embed.weight[0], tokens)
+        tokens = torch.where(lab == spec.LABEL_IGNORED_PAD, torch.zeros_like(tokens), tokens)
         for value, embed in enumerate(self.point_embed):
             tokens = tokens + (lab == value).to(tokens.dtype) * embed.weight[0]
         return tokens
