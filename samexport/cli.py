@@ -8,8 +8,11 @@ from pathlib import Path
 
 import click
 from samrt.errors import SamError
+from samrt.generate import GenerateSettings
 
 from samexport.precision import DEFAULT_POLICY, POLICIES
+
+_GENERATE = GenerateSettings()  # the --auto options' defaults are segment_anything's, declared once there
 
 
 def _fail(message: str, *, code: int = 1) -> None:
@@ -65,7 +68,7 @@ def main() -> None:
               help="Replace an existing engine directory at --out (atomically; other directories are never removed).")
 def export(source: str, out_dir: Path, overwrite: bool) -> None:
     """Export the encoder and decoder graphs to ONNX, check and verify them."""
-    from .checkpoints import load_source
+    from .checkpoints.sources import load_source
     from .export import export_model
 
     try:
@@ -108,7 +111,7 @@ def bench(engine_dir: Path, backend: str, compare_transformers: bool, reference:
     from samrt.manifest import read_manifest
 
     from .bench import BenchSettings, run_bench
-    from .checkpoints import reference_for_engine
+    from .checkpoints.sources import reference_for_engine
 
     try:
         manifest = read_manifest(engine_dir)
@@ -160,7 +163,7 @@ def report(engine_dir: Path, image_paths: tuple[str, ...], prompts_per_kind: int
     """
     from samrt.manifest import read_manifest
 
-    from .checkpoints import reference_for_engine
+    from .checkpoints.sources import reference_for_engine
     from .report import available_backends, load_images, run_report, sample_images
     from .report.checks import describe_failure
     from .report.compare import CompareSettings
@@ -245,7 +248,7 @@ def build(engine_dir: Path, precision: str, target: str, out_dir: Path | None, o
     from samrt.manifest import read_manifest
 
     from .build import BuildSettings, build_engine, tensorrt_missing
-    from .checkpoints import reference_for_engine
+    from .checkpoints.sources import reference_for_engine
 
     if target == "auto":
         missing = tensorrt_missing()
@@ -324,27 +327,28 @@ def _parse_box(text: str) -> tuple[float, float, float, float]:
 @click.option("--out", "out_dir", default=Path("out"), show_default=True,
               type=click.Path(file_okay=False, path_type=Path))
 @click.option("--single", is_flag=True, help="Prompts: one mask per object instead of the best of three.")
-@click.option("--points-per-side", default=32, show_default=True, type=click.IntRange(min=1),
+@click.option("--points-per-side", default=_GENERATE.points_per_side, show_default=True, type=click.IntRange(min=1),
               help="--auto: grid of points per image side.")
-@click.option("--points-per-batch", default=64, show_default=True, type=click.IntRange(min=1),
+@click.option("--points-per-batch", default=_GENERATE.points_per_batch, show_default=True, type=click.IntRange(min=1),
               help="--auto: prompts per decoder call.")
-@click.option("--pred-iou-thresh", default=0.88, show_default=True, help="--auto: keep masks with higher predicted IoU.")
-@click.option("--stability-score-thresh", default=0.95, show_default=True,
+@click.option("--pred-iou-thresh", default=_GENERATE.pred_iou_thresh, show_default=True, help="--auto: keep masks with higher predicted IoU.")
+@click.option("--stability-score-thresh", default=_GENERATE.stability_score_thresh, show_default=True,
               help="--auto: keep masks with at least this stability score.")
-@click.option("--crop-n-layers", default=0, show_default=True, type=click.IntRange(min=0),
+@click.option("--crop-n-layers", default=_GENERATE.crop_n_layers, show_default=True, type=click.IntRange(min=0),
               help="--auto: layers of overlapping crops to run again.")
-@click.option("--min-mask-region-area", default=0, show_default=True, type=click.IntRange(min=0),
+@click.option("--min-mask-region-area", default=_GENERATE.min_mask_region_area, show_default=True, type=click.IntRange(min=0),
               help="--auto: remove holes and islands smaller than this (pixels).")
 def segment(engine_dir: Path, image: Path, points, boxes, auto: bool, out_dir: Path, single: bool,
             points_per_side: int, points_per_batch: int, pred_iou_thresh: float, stability_score_thresh: float,
             crop_n_layers: int, min_mask_region_area: int) -> None:
     """Segment IMAGE with point and/or box prompts, or everything with --auto.
 
-    Writes mask_<i>.png per mask, overlay.png, and masks.json (boxes XYWH, scores, and each mask
-    as COCO RLE) to --out.
+    Writes mask_<i>.png per mask, overlay.png (the masks, with the points coloured by label and
+    the boxes drawn), and masks.json (boxes XYWH, scores, and each mask as COCO RLE) to --out.
     """
     from samrt import SamRuntime
     from samrt.images import to_rgb_uint8
+    from samrt.segmentation import Segmentation, segment_prompts, write_segmentation
 
     parsed_points = [_parse_point(p) for p in points]
     parsed_boxes = [_parse_box(b) for b in boxes]
@@ -366,62 +370,26 @@ def segment(engine_dir: Path, image: Path, points, boxes, auto: bool, out_dir: P
                     pred_iou_thresh=pred_iou_thresh, stability_score_thresh=stability_score_thresh,
                     crop_n_layers=crop_n_layers, min_mask_region_area=min_mask_region_area, progress=progress,
                 )
-            masks = [r.pop("segmentation") for r in records]
+            result = Segmentation(masks=[r.pop("segmentation") for r in records], records=records)
         else:
-            masks, records = _prompted(runtime, rgb, parsed_points, parsed_boxes, single)
+            result = segment_prompts(runtime, rgb, points=parsed_points, boxes=parsed_boxes,
+                                     multimask_output=not single)
     except SamError as exc:
         _fail(str(exc))
-    _write_segmentation(out_dir, str(image), rgb, masks, records)
+    try:
+        write_segmentation(out_dir, image_name=str(image), rgb=rgb, segmentation=result, points=parsed_points,
+                           boxes=parsed_boxes)
+    except OSError as exc:
+        _cannot_write(out_dir, exc)
+    records = result.records
+    if runtime.manifest.model.source.startswith("random:"):
+        click.echo(f"note: {engine_dir} holds random weights ({runtime.manifest.model.source}): these masks are "
+                   "meaningless; export a real checkpoint (--model path/to/sam_vit_b_01ec64.pth) for real ones",
+                   err=True)
     if auto and not records:
         click.echo("no mask passed the thresholds (random weights keep none at the defaults; "
                    "try --pred-iou-thresh 0 --stability-score-thresh 0)", err=True)
     click.echo(f"wrote {len(records)} mask(s), overlay.png and masks.json to {out_dir}")
-
-
-def _prompted(runtime, rgb, parsed_points, parsed_boxes, single: bool):
-    """Masks (bool [H, W] list) and records for the prompts: one object per box (the points
-    apply to each), or one object for points alone."""
-    import numpy as np
-    from samrt.amg import batched_mask_to_box, box_xyxy_to_xywh
-
-    embedding = runtime.embed(rgb)
-    kwargs = {}
-    n = max(len(parsed_boxes), 1)
-    if parsed_points:
-        pts = np.array([[p[0], p[1]] for p in parsed_points], np.float32)
-        labels = np.array([p[2] for p in parsed_points], np.int32)
-        kwargs["points"] = np.repeat(pts[None], n, axis=0)
-        kwargs["labels"] = np.repeat(labels[None], n, axis=0)
-    if parsed_boxes:
-        kwargs["boxes"] = np.array(parsed_boxes, np.float32)
-    result = runtime.predict(embedding, multimask_output=not single, **kwargs)
-    best = result.iou_scores.argmax(axis=1)
-    masks = [result.masks[i, k] for i, k in enumerate(best)]
-    records = [{"object": i, "area": int(m.sum()), "bbox": box_xyxy_to_xywh(batched_mask_to_box(m)).tolist(),
-                "predicted_iou": float(result.iou_scores[i, k])} for i, (m, k) in enumerate(zip(masks, best, strict=True))]
-    return masks, records
-
-
-def _write_segmentation(out_dir: Path, image: str, rgb, masks, records) -> None:
-    import numpy as np
-    from PIL import Image
-    from samrt.amg import coco_encode_rle, mask_to_rle
-
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        overlay = rgb.astype(np.float32)
-        colours = np.random.default_rng(0).integers(64, 256, (len(masks), 3))
-        # Largest first, so small masks stay visible on top.
-        for i in sorted(range(len(masks)), key=lambda j: -records[j]["area"]):
-            mask = masks[i]
-            Image.fromarray(mask.astype(np.uint8) * 255).save(out_dir / f"mask_{i}.png")
-            overlay[mask] = 0.5 * overlay[mask] + 0.5 * colours[i]
-            records[i]["mask"] = f"mask_{i}.png"
-            records[i]["segmentation"] = coco_encode_rle(mask_to_rle(mask)[0])
-        Image.fromarray(overlay.astype(np.uint8)).save(out_dir / "overlay.png")
-        (out_dir / "masks.json").write_text(json.dumps({"image": image, "masks": records}, indent=2, allow_nan=False) + "\n")
-    except OSError as exc:
-        _cannot_write(out_dir, exc)
 
 
 if __name__ == "__main__":  # python -m samexport.cli

@@ -35,6 +35,7 @@ def test_export_then_segment_writes_masks(tmp_path):
     assert mask.sum() == record["area"]
     np.testing.assert_array_equal(mask_utils.decode(record["segmentation"]).astype(bool), mask)
     assert Image.open(out / "overlay.png").size == (320, 240)
+    assert "random weights" in result.output and "meaningless" in result.output
 
     auto = tmp_path / "auto"
     result = runner.invoke(main, ["segment", str(engine), str(image), "--auto", "--points-per-side", "4",
