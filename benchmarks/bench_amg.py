@@ -6,7 +6,7 @@ Random weights keep no mask at the default thresholds, which would skip most of 
 all three run with pred_iou_thresh=0 and stability_score_thresh=0: every mask goes through
 stability scoring, boxes, RLE and NMS.
 
-    python benchmarks/bench_amg.py [--engine engines/vit_b] [--out benchmarks/results/amg_vit_b_cpu.json]
+    python benchmarks/bench_amg.py [--engine engines/vit_b] [--out benchmarks/results/<machine id>/amg_vit_b.json]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from samexport.checkpoints.naming import hf_to_meta
 from samexport.checkpoints.random_weights import random_model
 from samexport.config import preset
 from samexport.export import export_model
-from samexport.timing import describe_machine
+from samexport.timing import describe_machine, result_path
 
 IMAGE = Path(__file__).resolve().parent.parent / "docs" / "astronaut.jpg"
 OPEN = dict(pred_iou_thresh=0.0, stability_score_thresh=0.0)
@@ -41,8 +41,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--engine", type=Path, default=None, help="existing random:vit_b engine directory")
     parser.add_argument("--points-per-side", type=int, default=32)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "amg_vit_b_cpu.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="[default: benchmarks/results/<machine id>/amg_vit_b.json]")
     args = parser.parse_args()
+    args.out = args.out or result_path("amg_vit_b")
     from samrt import SamRuntime
 
     model = random_model(preset("vit_b"), seed=0)

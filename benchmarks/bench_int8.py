@@ -2,7 +2,7 @@
 encoder and decoder latency side by side, and the accuracy report of the int8 engine against the fp32
 PyTorch reference (scikit-image's astronaut, coffee, chelsea; 8 prompts of each kind per image).
 
-    python benchmarks/bench_int8.py --engine engines/vit_b [--out benchmarks/results/int8_vit_b_cpu.json]
+    python benchmarks/bench_int8.py --engine engines/vit_b [--out benchmarks/results/<machine id>/int8_two_term_two_activation_vit_b.json]
 
 Issue 5's targets: int8 encoder time <= 0.5x fp32; mask IoU >= 0.95 for >= 95% of prompts.
 """
@@ -20,7 +20,7 @@ import numpy as np
 
 from samexport.bench import synthetic_image
 from samexport.build import BuildSettings, build_engine
-from samexport.timing import describe_machine, measure
+from samexport.timing import describe_machine, measure, result_path
 
 
 def main() -> None:
@@ -32,8 +32,10 @@ def main() -> None:
     parser.add_argument("--int8-activation-terms", type=int, default=None, choices=(1, 2),
                         help="int8 terms per activation (samexport build --int8-activation-terms; default as the build's)")
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "int8_vit_b_cpu.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="[default: benchmarks/results/<machine id>/int8_two_term_two_activation_vit_b.json]")
     args = parser.parse_args()
+    args.out = args.out or result_path("int8_two_term_two_activation_vit_b")
     from samrt import SamRuntime
 
     settings = BuildSettings(precision="int8", int8_terms=args.int8_terms,

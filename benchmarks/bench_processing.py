@@ -13,7 +13,7 @@ The machine's speed drifts by tens of percent over minutes, so the measurement r
 another; the reported p50 is the median over rounds of each round's p50, and the speedup is the
 median over rounds of that round's ratio, so a slow phase weighs on both sides alike.
 
-    python benchmarks/bench_processing.py [--rounds 5] [--repeat 7] [--out benchmarks/results/processing.json]
+    python benchmarks/bench_processing.py [--rounds 5] [--repeat 7] [--out benchmarks/results/<machine id>/processing.json]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from samrt.upscale import upscale_masks
 from transformers.models.sam.image_processing_pil_sam import SamImageProcessorPil
 from transformers.models.sam.image_processing_sam import SamImageProcessor
 
-from samexport.timing import describe_machine, measure
+from samexport.timing import describe_machine, measure, result_path
 
 SIZES = [(480, 640), (1500, 2250), (3000, 4000)]
 
@@ -44,8 +44,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "processing.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="[default: benchmarks/results/<machine id>/processing.json]")
     args = parser.parse_args()
+    args.out = args.out or result_path("processing")
     rng = np.random.default_rng(0)
     ours = SamProcessor()
     hf = {"transformers_torchvision": SamImageProcessor(), "transformers_pil": SamImageProcessorPil()}

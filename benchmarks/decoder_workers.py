@@ -14,7 +14,7 @@ then checks both batch outputs against each other. (Memory: the second session a
 add ~40 MB resident on ViT-B; see the README's "Speed on a CPU".)
 
     python benchmarks/decoder_workers.py [--engine DIR] [--rounds 7] \
-        [--out benchmarks/results/decoder_workers_vit_b_cpu.json]
+        [--out benchmarks/results/<machine id>/decoder_workers_vit_b.json]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from samexport.timing import measure, peak_rss_mb, write_record
+from samexport.timing import measure, peak_rss_mb, result_path, write_record
 
 
 def feeds(prompts: int, seed: int) -> dict[str, np.ndarray]:
@@ -47,8 +47,10 @@ def main() -> None:
     parser.add_argument("--engine", type=Path, help="an engine directory (default: export random:vit_b's decoder)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--prompts", type=int, default=64)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/decoder_workers_vit_b_cpu.json"))
+    parser.add_argument("--out", type=Path, default=None,
+                        help="[default: benchmarks/results/<machine id>/decoder_workers_vit_b.json]")
     args = parser.parse_args()
+    args.out = args.out or result_path("decoder_workers_vit_b")
 
     from samrt.backends.onnxruntime import decoder_row_workers, decoder_runner
 

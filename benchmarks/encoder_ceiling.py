@@ -10,7 +10,7 @@ The encoder's arithmetic is counted from its config (linear layers, attention pr
 embedding and neck); the report gives each encoder's achieved GFLOP/s and the time it would take at
 the GEMM ceiling. Random weights: speed does not depend on them.
 
-    python benchmarks/encoder_ceiling.py --engine engines/vit_b [--runs 3] [--out benchmarks/results/encoder_ceiling_vit_b_cpu.json]
+    python benchmarks/encoder_ceiling.py --engine engines/vit_b [--runs 3] [--out benchmarks/results/<machine id>/encoder_ceiling_vit_b.json]
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from samexport.timing import describe_machine
+from samexport.timing import describe_machine, result_path
 
 
 def encoder_gflop(*, hidden: int, mlp: int, layers: int, heads: int, window: int, global_layers: int,
@@ -99,9 +99,10 @@ def main() -> None:
     parser.add_argument("--engine", type=Path, required=True, help="engine directory of random:vit_b")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path,
-                        default=Path(__file__).parent / "results" / "encoder_ceiling_vit_b_cpu.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="[default: benchmarks/results/<machine id>/encoder_ceiling_vit_b.json]")
     args = parser.parse_args()
+    args.out = args.out or result_path("encoder_ceiling_vit_b")
     import torch
     from segment_anything import sam_model_registry
 

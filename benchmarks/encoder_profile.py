@@ -13,7 +13,7 @@ The figure that matters for int8: ``bound_if_weight_matmuls_free`` = the share o
 is not a weight MatMul, i.e. the encoder's time relative to this run if every weight MatMul took
 no time at all. Quantising only the weight MatMuls cannot go below it.
 
-    python benchmarks/encoder_profile.py --encoder engines/vit_b/encoder.onnx [--out results/encoder_profile_vit_b_cpu.json]
+    python benchmarks/encoder_profile.py --encoder engines/vit_b/encoder.onnx [--out benchmarks/results/<machine id>/encoder_profile_vit_b.json]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from samexport.timing import write_record
+from samexport.timing import result_path, write_record
 
 WEIGHT_OPS = {"MatMul", "MatMulInteger", "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "FusedMatMul",
               "MatMulNBits", "Gemm"}
@@ -56,8 +56,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--encoder", type=Path, required=True, help="an encoder.onnx (fp32 or int8)")
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/encoder_profile_vit_b_cpu.json"))
+    parser.add_argument("--out", type=Path, default=None,
+                        help="[default: benchmarks/results/<machine id>/encoder_profile_vit_b.json]")
     args = parser.parse_args()
+    args.out = args.out or result_path("encoder_profile_vit_b")
     import onnxruntime as ort
 
     weights = weight_nodes(args.encoder)

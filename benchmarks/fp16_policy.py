@@ -7,7 +7,7 @@ of each of the five kinds per image), for each engine given (plain random and st
     samexport export --model random:vit_b-stress --out engines/vit_b-stress
     python benchmarks/fp16_policy.py --engines engines/vit_b engines/vit_b-stress \
         [--policies naive layernorm ...] [--prompts 8] [--real-fp16] \
-        [--out benchmarks/results/fp16_policy_vit_b_cpu.json]
+        [--out benchmarks/results/<machine id>/fp16_policy_vit_b.json]
 
 ``--real-fp16`` also runs the actual FP16 ONNX graphs (``samexport build --precision fp16``) on
 onnxruntime's CPU provider, to show how far that is from the emulation. Issue 5's bar for the
@@ -30,7 +30,7 @@ import numpy as np
 
 from samexport.build import BuildSettings, build_engine
 from samexport.precision import DEFAULT_POLICY, POLICIES
-from samexport.timing import describe_machine
+from samexport.timing import describe_machine, result_path
 
 
 def summarise(report: dict) -> dict:
@@ -74,8 +74,10 @@ def main() -> None:
     parser.add_argument("--policies", nargs="+", default=list(POLICIES), choices=list(POLICIES))
     parser.add_argument("--prompts", type=int, default=8, help="prompts of each kind per image")
     parser.add_argument("--real-fp16", action="store_true", help="also run the FP16 ONNX on onnxruntime CPU")
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "fp16_policy_vit_b_cpu.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="[default: benchmarks/results/<machine id>/fp16_policy_vit_b.json]")
     args = parser.parse_args()
+    args.out = args.out or result_path("fp16_policy_vit_b")
     scratch = Path(tempfile.mkdtemp(prefix="fp16_policy_"))
     results: dict[str, dict] = {}
     for engine in args.engines:

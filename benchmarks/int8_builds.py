@@ -4,7 +4,7 @@ activation terms), onnxruntime CPU, one image, in alternating rounds in one run 
 scheme sees the same machine state. Accuracy is not measured here: ``bench_int8.py`` records it
 per scheme against the PyTorch reference.
 
-    python benchmarks/int8_builds.py --engine engines/vit_b [--rounds 3] [--out benchmarks/results/int8_builds_vit_b_cpu.json]
+    python benchmarks/int8_builds.py --engine engines/vit_b [--rounds 3] [--out benchmarks/results/<machine id>/int8_builds_vit_b.json]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 
 from samexport.bench import synthetic_image
 from samexport.build import BuildSettings, build_engine, default_output
-from samexport.timing import write_record
+from samexport.timing import result_path, write_record
 
 SCHEMES = {  # name -> (int8_terms, int8_activation_terms)
     "one term (--int8-terms 1)": (1, None),
@@ -31,8 +31,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--engine", type=Path, required=True, help="fp32 engine directory (samexport export)")
     parser.add_argument("--rounds", type=int, default=3, help="timed runs of each encoder, alternating")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/int8_builds_vit_b_cpu.json"))
+    parser.add_argument("--out", type=Path, default=None,
+                        help="[default: benchmarks/results/<machine id>/int8_builds_vit_b.json]")
     args = parser.parse_args()
+    args.out = args.out or result_path("int8_builds_vit_b")
     from samrt import SamRuntime
 
     runtimes = {"fp32": SamRuntime.load(args.engine, backend="onnxruntime")}

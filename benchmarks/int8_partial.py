@@ -11,7 +11,7 @@ layer: the attention's qkv and output projection, the MLP's two MatMuls) with th
     the fp32 onnxruntime engine, which matches the PyTorch reference to ~1e-5 (export
     verification) and makes a run of all subsets affordable.
 
-    python benchmarks/int8_partial.py --engine engines/vit_b [--out benchmarks/results/int8_partial_vit_b_cpu.json]
+    python benchmarks/int8_partial.py --engine engines/vit_b [--out benchmarks/results/<machine id>/int8_partial_vit_b.json]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from samexport.timing import measure, write_record
+from samexport.timing import measure, result_path, write_record
 
 ROLES = ("qkv", "proj", "lin1", "lin2")  # the order of a ViT layer's weight MatMuls in the graph
 SUBSETS: dict[str, Callable[[int, str], bool]] = {
@@ -57,8 +57,10 @@ def main() -> None:
     parser.add_argument("--engine", type=Path, required=True, help="fp32 engine directory (samexport export)")
     parser.add_argument("--prompts-per-kind", type=int, default=8)
     parser.add_argument("--runs", type=int, default=2, help="timed encoder runs per side")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/int8_partial_vit_b_cpu.json"))
+    parser.add_argument("--out", type=Path, default=None,
+                        help="[default: benchmarks/results/<machine id>/int8_partial_vit_b.json]")
     args = parser.parse_args()
+    args.out = args.out or result_path("int8_partial_vit_b")
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from samrt import SamRuntime

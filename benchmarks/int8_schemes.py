@@ -15,7 +15,7 @@ Schemes:
   (weights in blocks of 32 / 128 along K, symmetric) with ``accuracy_level=4``, i.e. int8
   activations quantised per block as well: finer quantisation, other kernels.
 
-    python benchmarks/int8_schemes.py [--rounds 5] [--out benchmarks/results/int8_schemes_cpu.json]
+    python benchmarks/int8_schemes.py [--rounds 5] [--out benchmarks/results/<machine id>/int8_schemes.json]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from encoder_ceiling import cpu_session, matmul_model  # sibling script: its folder is on sys.path
 
-from samexport.timing import describe_machine, measure
+from samexport.timing import describe_machine, measure, result_path
 
 TOKENS = 4096
 SHAPES = {"mlp_lin1": (768, 3072, "layernorm"), "mlp_lin2": (3072, 768, "gelu"), "attn_qkv": (768, 2304, "layernorm")}
@@ -70,8 +70,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "int8_schemes_cpu.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="[default: benchmarks/results/<machine id>/int8_schemes.json]")
     args = parser.parse_args()
+    args.out = args.out or result_path("int8_schemes")
     rng = np.random.default_rng(0)
     rows = []
     for shape_name, (k, n, kind) in SHAPES.items():

@@ -11,6 +11,7 @@ from samrt.errors import SamError
 from samrt.generate import GenerateSettings
 
 from samexport.precision import DEFAULT_POLICY, POLICIES
+from samexport.timing import result_path
 
 _GENERATE = GenerateSettings()  # the --auto options' defaults are segment_anything's, declared once there
 
@@ -99,7 +100,7 @@ def export(source: str, out_dir: Path, overwrite: bool) -> None:
 @click.option("--batch-prompts", default=64, show_default=True, type=click.IntRange(min=1),
               help="N of the batched decoder call.")
 @click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False, path_type=Path),
-              help="JSON file to write [default: benchmarks/results/bench_<engine>_<backend>.json].")
+              help="JSON file to write [default: benchmarks/results/<machine id>/bench_<engine>_<backend>.json].")
 def bench(engine_dir: Path, backend: str, compare_transformers: bool, reference: str | None,
           image_path: Path | None, encoder_runs: int, decoder_runs: int, batch_prompts: int,
           out_path: Path | None) -> None:
@@ -123,8 +124,7 @@ def bench(engine_dir: Path, backend: str, compare_transformers: bool, reference:
     except SamError as exc:
         _fail(str(exc))
     ours = record["samrt"]
-    provider = "cuda" if "CUDAExecutionProvider" in (ours.get("providers") or []) else "cpu"
-    out_path = out_path or Path("benchmarks/results") / f"bench_{engine_dir.name}_{ours['backend']}_{provider}.json"
+    out_path = out_path or result_path(f"bench_{engine_dir.name}_{ours['backend']}", record["machine"])
     for key in ("encoder", "decoder_n1", "decoder_batch", "preprocess", "postprocess_3_masks", "predict_n1"):
         click.echo(f"{key:>20}: p50 {ours[key]['p50_ms']:9.2f} ms   p90 {ours[key]['p90_ms']:9.2f} ms")
     for baseline, ratios in record.get("comparison", {}).items():

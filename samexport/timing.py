@@ -6,18 +6,26 @@ within one machine and one run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from samrt.cpu import cpuinfo_value, simd_flags
 
-__all__ = ["LatencyStats", "measure", "describe_machine", "write_record", "resident_mb", "peak_rss_mb"]
+__all__ = ["LatencyStats", "measure", "describe_machine", "machine_id", "result_path", "write_record", "resident_mb",
+           "peak_rss_mb", "RESULTS_DIR"]
+
+RESULTS_DIR = Path("benchmarks") / "results"  # relative to the working directory: run from the repository root
+# identity of a machine description: what decides the speed of CPU code (the kernel release in
+# ``platform`` tells sessions on otherwise identical-looking virtual machines apart)
+_IDENTITY_KEYS = ("cpu", "cpu_simd", "cpu_count", "memory_gib", "platform", "gpu")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,6 +96,30 @@ def describe_machine() -> dict[str, object]:
     except ImportError:
         pass
     return info
+
+
+def machine_id(machine: Mapping[str, object]) -> str:
+    """A folder name for a :func:`describe_machine` description: the CPU model, its cores, its
+    widest SIMD class (``amx``, ``avx512-vnni``, ``avx512``, ``avx2``, or ``simd-unrecorded``
+    for descriptions older than the flags), the GPU if any, and 6 hex digits of a hash of the
+    identity fields; e.g. ``intel-xeon-2c-amx-8cf581``."""
+    cpu = re.sub(r"\(r\)|\(tm\)|processor|cpu @.*", "", str(machine.get("cpu") or "cpu").lower())
+    slug = re.sub(r"[^a-z0-9]+", "-", cpu).strip("-") or "cpu"
+    flags = machine.get("cpu_simd")
+    if flags is None:
+        simd = "simd-unrecorded"
+    else:
+        simd = next((name for name, flag in (("amx", "amx_int8"), ("avx512-vnni", "avx512_vnni"),
+                                              ("avx512", "avx512f"), ("avx2", "avx2")) if flag in flags), "simd-base")
+    gpu = machine.get("gpu")
+    parts = [slug, f"{machine.get('cpu_count')}c", simd] + ([re.sub(r"[^a-z0-9]+", "-", str(gpu).lower())] if gpu else [])
+    identity = json.dumps({key: machine.get(key) for key in _IDENTITY_KEYS}, sort_keys=True)
+    return "-".join([*parts, hashlib.sha256(identity.encode()).hexdigest()[:6]])
+
+
+def result_path(benchmark: str, machine: Mapping[str, object] | None = None) -> Path:
+    """``benchmarks/results/<machine id>/<benchmark>.json`` for this machine (or ``machine``)."""
+    return RESULTS_DIR / machine_id(machine or describe_machine()) / f"{benchmark}.json"
 
 
 def write_record(path: Path, record: dict[str, object]) -> None:

@@ -40,7 +40,7 @@ class SamModel(nn.Module):
     """Segment Anything: image encoder, prompt encoder, mask decoder.
 
     Parameter names follow transformers' ``SamModel``, so its checkpoints load as they are;
-    Meta's ``segment_anything`` checkpoints are renamed on load (``samexport.checkpoints``).
+    Meta's ``segment_anything`` checkpoints are renamed on load (``samexport.checkpoints.naming``).
     """
 
     def __init__(self, config: SamConfig) -> None:

@@ -32,7 +32,7 @@ DEFAULTS: dict[str, dict[str, float | None]] = {
         "mask_iou_p5_min": None, "mask_iou_mean_min": 0.999, "boundary_f_mean_min": 0.99,
         "best_mask_agreement_min": 0.95, "nonfinite_max": 0,
     },
-    # issue 5's bar: embedding cosine >= 0.999, mask IoU >= 0.98 for >= 99% of prompts.
+    # fp16's bar: embedding cosine >= 0.999, mask IoU >= 0.98 for >= 99% of prompts.
     "fp16": {
         "embeddings_cosine_min": 0.999, "embeddings_max_abs_max": None, "iou_scores_max_abs_max": 0.02,
         "low_res_logits_p99_abs_max": None, "mask_iou_min_min": None, "mask_iou_p1_min": 0.98,
