@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 from samrt import SamRuntime
+from samrt.checks import check_int
 from samrt.errors import InvalidInputError
 from samrt.manifest import read_manifest
 from samrt.upscale import binarize_masks
@@ -60,11 +61,8 @@ class BenchSettings:
 
     def __post_init__(self) -> None:
         for name in ("encoder_runs", "decoder_runs", "batch_runs", "batch_prompts"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise InvalidInputError(name, value, "an integer >= 1")
-        if not isinstance(self.warmup, int) or self.warmup < 0:
-            raise InvalidInputError("warmup", self.warmup, "an integer >= 0")
+            check_int(name, getattr(self, name), low=1)
+        check_int("warmup", self.warmup, low=0)
 
 
 def synthetic_image(height: int, width: int, *, seed: int = 0) -> np.ndarray:

@@ -49,6 +49,7 @@ from typing import Any
 from samrt import spec
 from samrt.backends.tensorrt import cuda
 from samrt.backends.tensorrt.record import TensorRTRecord
+from samrt.checks import check_int
 from samrt.engine_manifest import AccuracySummary, BuildRecord, EngineManifest, PrecisionPolicyRecord
 from samrt.errors import BackendUnavailableError, InvalidInputError, SamError
 from samrt.manifest import artifacts_of, read_manifest, sha256_file, write_manifest
@@ -105,8 +106,7 @@ class BuildSettings:
             raise InvalidInputError("--target", self.target, f"one of {list(TARGETS)}")
         if self.precision not in PRECISIONS:
             raise InvalidInputError("--precision", self.precision, f"one of {list(PRECISIONS)}")
-        if not isinstance(self.check_prompts, int) or self.check_prompts < 0:
-            raise InvalidInputError("check_prompts", self.check_prompts, "an integer >= 0")
+        check_int("check_prompts", self.check_prompts, low=0)
         policy_named(self.policy)
         check_term_count("--int8-terms", self.int8_terms)
         if self.int8_activation_terms is not None:
@@ -115,9 +115,8 @@ class BuildSettings:
                 raise InvalidInputError("--int8-activation-terms", self.int8_activation_terms,
                                         "1 with --int8-terms 1 (two activation terms need two weight terms)")
         planned_axes(max_batch=self.max_batch, max_prompts=self.max_prompts, max_points=self.max_points)
-        if self.workspace_mb is not None and (isinstance(self.workspace_mb, bool) or not isinstance(
-                self.workspace_mb, int) or self.workspace_mb < 64):
-            raise InvalidInputError("--workspace", self.workspace_mb, "an integer number of MiB >= 64")
+        if self.workspace_mb is not None:
+            check_int("--workspace", self.workspace_mb, low=64)  # MiB
         if self.emulate and (self.precision != "fp16" or self.target != "onnxruntime"):
             raise InvalidInputError("--emulate", f"{self.target} {self.precision}",
                                     "--precision fp16 --target onnxruntime (emulation reproduces FP16 only)")

@@ -36,7 +36,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from samrt.errors import InvalidInputError
+from samrt.checks import check_int
 
 __all__ = ["REMAINDER_RATIO", "check_term_count", "split_weight", "two_term_int8"]
 
@@ -48,8 +48,7 @@ _MS = "com.microsoft"
 def check_term_count(argument: str, value: object) -> None:
     """Raise InvalidInputError naming ``argument`` unless ``value`` is the integer 1 or 2 (a count
     of int8 terms; bools are refused although ``True == 1``)."""
-    if isinstance(value, bool) or value not in (1, 2):
-        raise InvalidInputError(argument, value, "1 or 2")
+    check_int(argument, value, low=1, high=2)
 
 
 def split_weight(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -123,18 +123,14 @@ class SamRuntime:
         runs in chunks of ``PREDICT_CHUNK`` objects, so memory stays at the result plus a constant.
         """
         check_int("max_prompts", max_prompts, low=1)
-        if decoder_workers is not None and (isinstance(decoder_workers, bool) or not isinstance(decoder_workers, int)
-                                            or decoder_workers < 1):
-            raise InvalidInputError("decoder_workers", decoder_workers, "None or an int >= 1")
+        if decoder_workers is not None:
+            check_int("decoder_workers", decoder_workers, low=1)
         directory = Path(directory)
         manifest = read_manifest(directory)
         chosen = select_backend(backend, tensorrt_plans=manifest.tensorrt)
         if limit_heap_fragmentation is not False:
             threshold = THRESHOLD_BYTES if limit_heap_fragmentation is True else limit_heap_fragmentation
-            if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold <= 0:
-                raise InvalidInputError("limit_heap_fragmentation", limit_heap_fragmentation,
-                                        "True, False or a threshold in bytes > 0")
-            fix_heap_thresholds(threshold)
+            fix_heap_thresholds(check_int("limit_heap_fragmentation", threshold, low=1))
         encoder, decoder = load_runners(chosen, directory, graph_files=manifest.graph_files(),
                                         tensorrt_plans=manifest.tensorrt, providers=providers,
                                         decoder_workers=decoder_workers)

@@ -18,8 +18,9 @@ the flag to rebuild with.
 from __future__ import annotations
 
 from samrt.backends.tensorrt.profiles import Profile, ShapeRange
+from samrt.checks import check_int
 from samrt.engine_manifest import EngineManifest
-from samrt.errors import InvalidInputError, ManifestError
+from samrt.errors import ManifestError
 from samrt.spec import TensorSpec
 
 INTERACTIVE_PROMPTS = 4
@@ -27,8 +28,7 @@ Axes = dict[str, tuple[int, int, int]]  # named axis -> (min, opt, max)
 
 
 def _positive(argument: str, value: int, limit: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
-        raise InvalidInputError(argument, value, f"an integer from 1 to {limit}")
+    check_int(argument, value, low=1, high=limit)
 
 
 def planned_axes(*, max_batch: int = 1, max_prompts: int = 64, max_points: int = 16) -> dict[str, list[Axes]]:
