@@ -30,17 +30,9 @@ class TorchGraphRunner:
         self.module = module.eval()
         self.graph = graph
         inputs, outputs = spec.graph_contract(graph)
-        self._inputs = {t.name: t for t in inputs}
-        self._outputs = {t.name: t for t in outputs}
+        self.inputs = {t.name: t for t in inputs}
+        self.outputs = {t.name: t for t in outputs}
         self._closed = False
-
-    @property
-    def inputs(self) -> dict[str, spec.TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> dict[str, spec.TensorSpec]:
-        return self._outputs
 
     @property
     def closed(self) -> bool:
@@ -51,12 +43,12 @@ class TorchGraphRunner:
                 "threads": torch.get_num_threads(), "row_workers": 1}
 
     def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        check_feeds(feeds, self._inputs)
-        args = [torch.from_numpy(np.ascontiguousarray(feeds[name])) for name in self._inputs]
+        check_feeds(feeds, self.inputs)
+        args = [torch.from_numpy(np.ascontiguousarray(feeds[name])) for name in self.inputs]
         with torch.inference_mode():
             out = self.module(*args)
         out = out if isinstance(out, tuple) else (out,)
-        return {name: t.numpy() for name, t in zip(self._outputs, out, strict=True)}
+        return {name: t.numpy() for name, t in zip(self.outputs, out, strict=True)}
 
     def close(self) -> None:
         self._closed = True

@@ -50,14 +50,6 @@ class ModelSource(Record):
     extra: dict[str, Any] = field(default_factory=dict)
     _NULLABLE: ClassVar[frozenset[str]] = frozenset({"sha256"})
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ModelSource:
-        known, extra = cls._split(data)
-        return cls(**known, extra=extra)
-
-    def to_dict(self) -> dict[str, Any]:
-        return self._plain()
-
 
 @dataclass(frozen=True, kw_only=True)
 class Preprocessing(Record):
@@ -122,14 +114,6 @@ class Artifact(Record):
     bytes: int
     extra: dict[str, Any] = field(default_factory=dict)
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Artifact:
-        known, extra = cls._split(data)
-        return cls(**known, extra=extra)
-
-    def to_dict(self) -> dict[str, Any]:
-        return self._plain()
-
 
 @dataclass(frozen=True, kw_only=True)
 class BuildRecord(Record):
@@ -150,14 +134,6 @@ class BuildRecord(Record):
     _KEYS: ClassVar[dict[str, str]] = {"source_dir": "from"}
     _NULLABLE: ClassVar[frozenset[str]] = frozenset({"seconds"})
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> BuildRecord:
-        known, extra = cls._split(data)
-        return cls(**known, extra=extra)
-
-    def to_dict(self) -> dict[str, Any]:
-        return self._plain()
-
 
 @dataclass(frozen=True, kw_only=True)
 class PrecisionPolicyRecord(Record):
@@ -167,14 +143,6 @@ class PrecisionPolicyRecord(Record):
     note: str | None = None
     fp32_nodes: dict[str, int] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PrecisionPolicyRecord:
-        known, extra = cls._split(data)
-        return cls(**known, extra=extra)
-
-    def to_dict(self) -> dict[str, Any]:
-        return self._plain()
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -28,6 +28,15 @@ class Record:
         extra = {key: value for key, value in data.items() if key not in names}
         return known, extra
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Any:
+        """The section of ``data`` (a section converting a field overrides this)."""
+        known, extra = cls._split(data)
+        return cls(**known, extra=extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._plain()
+
     def _plain(self, convert: Mapping[str, Callable[[Any], Any]] | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for f in fields(self):  # type: ignore[arg-type]

@@ -180,7 +180,7 @@ def test_symbolic_trailing_output_axes_are_learnt_from_the_first_run(decoder_pat
     whole = OnnxRuntimeRunner.from_path(decoder_path, disabled_optimizers=DECODER_DISABLED_OPTIMIZERS).infer(feeds)
     runner = OnnxRuntimeRunner.from_path(decoder_path, disabled_optimizers=DECODER_DISABLED_OPTIMIZERS, max_rows=2,
                                row_workers=workers)
-    runner._outputs = {name: replace(o, shape=(o.shape[0], "masks", *o.shape[2:]))
+    runner.outputs = {name: replace(o, shape=(o.shape[0], "masks", *o.shape[2:]))
                        for name, o in runner.outputs.items()}
     assert allocate_outputs(runner.outputs, 5) is None
     split = runner.infer(feeds)

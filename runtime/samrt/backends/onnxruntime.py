@@ -195,9 +195,9 @@ class OnnxRuntimeRunner:
         self.graph = loader.path.name
         self.scheduler = RowScheduler(rows_per_run=max_rows, workers=row_workers, graph=self.graph)
         self.session = loader()
-        self._inputs = {node.name: _spec(node) for node in self.session.get_inputs()}
-        self._outputs = {node.name: _spec(node) for node in self.session.get_outputs()}
-        self.row_inputs = row_inputs(self._inputs)
+        self.inputs = {node.name: _spec(node) for node in self.session.get_inputs()}
+        self.outputs = {node.name: _spec(node) for node in self.session.get_outputs()}
+        self.row_inputs = row_inputs(self.inputs)
         self._row_session = loader(threads=1) if self.scheduler.workers > 1 else None
 
     @classmethod
@@ -212,14 +212,6 @@ class OnnxRuntimeRunner:
         return cls(loader, max_rows=max_rows, row_workers=row_workers)
 
     # -- the Runner interface --------------------------------------------------------------------
-    @property
-    def inputs(self) -> dict[str, TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> dict[str, TensorSpec]:
-        return self._outputs
-
     @property
     def closed(self) -> bool:
         return self.session is None
@@ -248,12 +240,12 @@ class OnnxRuntimeRunner:
     def infer(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.session is None:
             raise InferenceError("the runner was closed", graph=self.graph)
-        described = check_feeds(feeds, self._inputs)
+        described = check_feeds(feeds, self.inputs)
         total = leading_rows(described, self.row_inputs)
         if not self.scheduler.splits(total):
             return self._run(self.session, feeds, None)
         session = self.session if self._row_session is None else self._row_session
-        return self.scheduler.run(feeds, rows=self.row_inputs, total=total, outputs=self._outputs,
+        return self.scheduler.run(feeds, rows=self.row_inputs, total=total, outputs=self.outputs,
                                   run_part=lambda part, into: self._run(session, part, into))
 
     def close(self) -> None:
@@ -267,7 +259,7 @@ class OnnxRuntimeRunner:
         onnxruntime writes the outputs into, through an IOBinding; returned as given."""
         if session is None or self.session is None:
             raise InferenceError("the runner was closed", graph=self.graph)
-        names = list(self._outputs)
+        names = list(self.outputs)
         try:
             if into is None:
                 return dict(zip(names, session.run(names, feeds), strict=True))

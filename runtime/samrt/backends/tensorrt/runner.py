@@ -70,11 +70,11 @@ class TensorRTRunner:
         specs = {n: TensorSpec(n, np.dtype(trt.nptype(engine.get_tensor_dtype(n))).name,
                                tuple(d if d >= 0 else f"axis{i}" for i, d in enumerate(engine.get_tensor_shape(n))))
                  for n in names}
-        self._inputs = {n: specs[n] for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT}
-        self._outputs = {n: specs[n] for n in names if n not in self._inputs}
+        self.inputs = {n: specs[n] for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT}
+        self.outputs = {n: specs[n] for n in names if n not in self.inputs}
         self.dtypes = {n: np.dtype(s.dtype) for n, s in specs.items()}
         # inputs whose leading axis is dynamic can be split into chunks
-        self.chunked = row_inputs(self._inputs)
+        self.chunked = row_inputs(self.inputs)
         step = min((max_leading(self.profiles, n) for n in self.chunked), default=0)
         self.scheduler = RowScheduler(rows_per_run=step, graph=graph)
         self._stream = self._check(self._cudart.cudaStreamCreate())
@@ -84,14 +84,6 @@ class TensorRTRunner:
 
     # -- the Runner interface --------------------------------------------------------------------
     @property
-    def inputs(self) -> dict[str, TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> dict[str, TensorSpec]:
-        return self._outputs
-
-    @property
     def closed(self) -> bool:
         return self.engine is None
 
@@ -100,13 +92,13 @@ class TensorRTRunner:
                 "profiles": len(self.profiles)}
 
     def infer(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        described = check_feeds(feeds, self._inputs, describe=_shape_and_dtype)
+        described = check_feeds(feeds, self.inputs, describe=_shape_and_dtype)
         total = leading_rows(described, self.chunked)
         if self.engine is None:
             raise InferenceError("the runner was closed", graph=self.graph)
         if not self.scheduler.splits(total):
             return self._run(feeds, None)
-        return self.scheduler.run(feeds, rows=self.chunked, total=total, outputs=self._outputs,
+        return self.scheduler.run(feeds, rows=self.chunked, total=total, outputs=self.outputs,
                                   run_part=self._run)
 
     def close(self) -> None:
@@ -158,7 +150,7 @@ class TensorRTRunner:
                 if not self.context.execute_async_v3(self._stream):
                     raise InferenceError("TensorRT execution failed", graph=self.graph)
                 outputs = {}
-                for name in self._outputs:
+                for name in self.outputs:
                     shape = tuple(self.context.get_tensor_shape(name))
                     out = np.empty(shape, self.dtypes[name]) if into is None else into[name]
                     if out.shape != shape:
@@ -184,7 +176,7 @@ class TensorRTRunner:
         largest = {name: self.profiles[index][name].max for name in self.inputs}
         for name, shape in largest.items():
             self.context.set_input_shape(name, shape)
-        shapes = {**largest, **{n: tuple(self.context.get_tensor_shape(n)) for n in self._outputs}}
+        shapes = {**largest, **{n: tuple(self.context.get_tensor_shape(n)) for n in self.outputs}}
         buffers = {}
         for name, shape in shapes.items():
             size = int(np.prod(shape)) * self.dtypes[name].itemsize
