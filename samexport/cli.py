@@ -392,7 +392,5 @@ def segment(engine_dir: Path, image: Path, points, boxes, auto: bool, out_dir: P
     click.echo(f"wrote {len(records)} mask(s), overlay.png and masks.json to {out_dir}")
 
 
-if __name__ == "__main__":  # python -m samexport.cli
-    from .console import run
-
-    run()
+if __name__ == "__main__":  # python -m samexport.cli (the console script is samexport.console:run)
+    main()
