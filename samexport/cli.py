@@ -393,4 +393,9 @@ def segment(engine_dir: Path, image: Path, points, boxes, auto: bool, out_dir: P
 
 
 if __name__ == "__main__":  # python -m samexport.cli (the console script is samexport.console:run)
-    main()
+    from . import interrupts
+
+    try:
+        main()
+    except SystemExit as exc:
+        interrupts.finish(exc.code)

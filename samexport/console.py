@@ -20,7 +20,9 @@ def run() -> None:
         main()
     except KeyboardInterrupt as exc:  # before a command started, or in click's own parsing
         print(f"error: {interrupts.describe(exc)}; nothing was written", file=sys.stderr)
-        sys.exit(interrupts.exit_status(exc))
+        interrupts.finish(interrupts.exit_status(exc))
+    except SystemExit as exc:  # every command ends here, click's standalone mode included
+        interrupts.finish(exc.code)
 
 
 if __name__ == "__main__":  # python -m samexport.console

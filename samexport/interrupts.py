@@ -11,11 +11,14 @@ KeyboardInterrupt, so every clean-up path that handles Ctrl-C handles it too.
 
 from __future__ import annotations
 
+import os
 import signal
+import sys
 import threading
 from types import FrameType
+from typing import NoReturn
 
-__all__ = ["Terminated", "install", "raise_if_requested", "reset", "exit_status", "describe"]
+__all__ = ["Terminated", "install", "raise_if_requested", "reset", "exit_status", "describe", "finish"]
 
 _requested = threading.Event()
 _signal: list[int] = []
@@ -58,6 +61,27 @@ def reset() -> None:
 def exit_status(exc: BaseException) -> int:
     """128 + the signal number, as shells report it: 130 for Ctrl-C, 143 for SIGTERM."""
     return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+
+
+def finish(code: object) -> NoReturn:
+    """End the process with ``code`` (a ``SystemExit`` code) at the outermost entry point.
+
+    After a real signal this is ``os._exit`` (streams flushed first) rather than ``sys.exit``:
+    when the signal lands while a C extension runs Python code through the C API during its
+    import (pybind11's ``exec``, as torch and onnxruntime use), CPython records the
+    KeyboardInterrupt as unhandled although it was handled, and at shutdown kills the process
+    with SIGINT instead of exiting with the status (seen as -2 instead of 130). Every ``with``
+    block has cleaned up by the time the entry point gets here.
+    """
+    status = 0 if code is None else code if isinstance(code, int) else 1
+    if not _requested.is_set():
+        sys.exit(code)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken pipe: nothing more can be said anyway
+            pass
+    os._exit(status)
 
 
 def describe(exc: BaseException) -> str:
