@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import click
+from samrt.backends import BACKENDS
 from samrt.errors import SamError
 from samrt.generate import GenerateSettings
 
@@ -87,7 +88,7 @@ def export(source: str, out_dir: Path, overwrite: bool) -> None:
 @main.command()
 @click.argument("engine_dir", type=click.Path(path_type=Path))
 @click.option("--backend", default="auto", show_default=True,
-              type=click.Choice(["auto", "onnxruntime", "tensorrt"]), help="Runtime backend to time.")
+              type=click.Choice(list(BACKENDS)), help="Runtime backend to time.")
 @click.option("--compare-transformers", is_flag=True,
               help="Also time transformers' SamModel (eager and sdpa attention) with the same weights "
                    "(needs transformers).")

@@ -110,7 +110,8 @@ class SamRuntime:
         glibc alone.
 
         backend: ``"auto"`` (TensorRT engines when present and TensorRT is importable, else
-        onnxruntime), ``"onnxruntime"`` or ``"tensorrt"``.
+        onnxruntime), ``"onnxruntime"``, ``"tensorrt"`` or ``"openvino"`` (the ONNX graphs on
+        OpenVINO's CPU plugin at fp32, read back from the compiled model).
 
         decoder_workers: threads a ``predict`` of several prompts shares its prompts over on
         onnxruntime's CPU provider (one prompt per thread at a time; see

@@ -27,7 +27,7 @@ from .compare import CompareSettings, compare_backend
 from .thresholds import thresholds_for
 
 SCHEMA_VERSION = 1
-BACKENDS = ("onnxruntime", "tensorrt")
+BACKENDS = ("onnxruntime", "tensorrt", "openvino")  # openvino: on request (--backends), the ONNX graphs at fp32
 SAMPLE_IMAGES = ("astronaut", "coffee", "chelsea")
 
 __all__ = ["run_report", "sample_images", "load_images", "available_backends", "SCHEMA_VERSION"]

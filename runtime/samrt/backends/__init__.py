@@ -15,6 +15,7 @@ from typing import Any
 from ..errors import BackendUnavailableError, InvalidInputError
 from .base import DESCRIBE_KEYS, Runner, check_runner
 from .onnxruntime import OnnxRuntimeRunner, SessionLoader, decoder_runner
+from .openvino import OpenVINORunner
 from .tensorrt.compat import check_tensorrt_compatible, local_device_info
 from .tensorrt.loader import PlanLoader
 from .tensorrt.record import TensorRTRecord
@@ -23,7 +24,7 @@ from .tensorrt.runner import TensorRTRunner
 __all__ = ["BACKENDS", "DESCRIBE_KEYS", "Runner", "check_runner", "select_backend", "load_runners",
            "tensorrt_importable"]
 
-BACKENDS = ("auto", "onnxruntime", "tensorrt")
+BACKENDS = ("auto", "onnxruntime", "tensorrt", "openvino")
 GRAPHS = ("encoder", "decoder")
 
 
@@ -45,12 +46,15 @@ def select_backend(requested: str, *, tensorrt_plans: TensorRTRecord | None) -> 
 def load_runners(backend: str, directory: Path, *, graph_files: Mapping[str, str],
                  tensorrt_plans: TensorRTRecord | None, providers: Sequence[str] | None = None,
                  decoder_workers: int | None = None) -> tuple[Runner, Runner]:
-    """(encoder, decoder) runners of ``directory`` on ``backend`` ("onnxruntime" or "tensorrt",
-    as :func:`select_backend` returns). graph_files: graph -> ONNX file name; tensorrt_plans: the
+    """(encoder, decoder) runners of ``directory`` on ``backend`` ("onnxruntime", "tensorrt" or
+    "openvino", as :func:`select_backend` returns; OpenVINO runs the ONNX graphs at fp32). graph_files: graph -> ONNX file name; tensorrt_plans: the
     manifest's tensorrt record; providers / decoder_workers: onnxruntime only (see
     ``SamRuntime.load``)."""
     if backend == "tensorrt":
         return _tensorrt_runners(directory, tensorrt_plans)
+    if backend == "openvino":  # the ONNX graphs, at fp32
+        encoder, decoder = (OpenVINORunner.from_path(directory / graph_files[graph], graph=graph) for graph in GRAPHS)
+        return encoder, decoder
     encoder = OnnxRuntimeRunner(SessionLoader(path=directory / graph_files["encoder"],
                                               providers=None if providers is None else _as_tuple(providers)))
     decoder = decoder_runner(directory / graph_files["decoder"], providers=providers,
