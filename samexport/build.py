@@ -47,6 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from samrt import spec
+from samrt.backends import openvino as openvino_backend
+from samrt.backends.openvino_record import OpenVINORecord
 from samrt.backends.tensorrt import cuda
 from samrt.backends.tensorrt.record import TensorRTRecord
 from samrt.checks import check_int
@@ -63,8 +65,9 @@ from .staging import staged_directory
 from .tensorrt.plans import build_plan, built_tensorrt_record
 from .tensorrt.profile_planning import plan_profiles, planned_axes
 
-TARGETS = ("onnxruntime", "tensorrt")
-PRECISIONS = ("fp32", "fp16", "int8")
+TARGETS = ("onnxruntime", "tensorrt", "openvino")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+OPENVINO_PRECISIONS = ("fp32", "bf16")
 INT8_GRAPHS = ("encoder",)
 TIMING_CACHE = "timing.cache"  # graphs quantised by an int8 build (see the module docstring)
 
@@ -146,6 +149,19 @@ def tensorrt_missing() -> str | None:
 
 
 def _check_supported(settings: BuildSettings) -> None:
+    if settings.target == "openvino":
+        if settings.precision not in OPENVINO_PRECISIONS:
+            raise BuildError(f"--target openvino builds {' or '.join(OPENVINO_PRECISIONS)} in this release "
+                             f"(not {settings.precision}); int8 for CPUs: --target onnxruntime --precision int8")
+        needed = {"fp32": "FP32", "bf16": "BF16"}[settings.precision]
+        if needed not in openvino_backend.cpu_capabilities():
+            raise BackendUnavailableError(
+                f"this CPU cannot run OpenVINO at {settings.precision} (its capabilities: "
+                f"{list(openvino_backend.cpu_capabilities())}); build --precision fp32, or on a CPU with "
+                "AVX512_BF16 or AMX")
+    elif settings.precision == "bf16":
+        raise InvalidInputError("--precision", "bf16", "--target openvino with bf16 (onnxruntime and TensorRT "
+                                "builds take fp32, fp16 or int8)")
     if settings.target == "tensorrt":
         missing = tensorrt_missing()
         if missing:
@@ -184,7 +200,8 @@ def quantize_int8(source: Path, target: Path, *, terms: int = 2, activation_term
 
 
 def default_output(engine_dir: Path, settings: BuildSettings) -> Path:
-    suffix = settings.precision if settings.target == "onnxruntime" else f"trt-{settings.precision}"
+    suffix = {"onnxruntime": settings.precision, "tensorrt": f"trt-{settings.precision}",
+              "openvino": f"ov-{settings.precision}"}[settings.target]
     if settings.emulate:
         suffix += "-emulated"
     if settings.precision == "int8" and settings.int8_terms == 1:
@@ -220,6 +237,8 @@ def _method(settings: BuildSettings) -> str:
         if settings.emulate:
             return f"samexport.precision.emulate_fp16 (FP32 graph rounding to FP16; policy {settings.policy})"
         return f"samexport.precision.to_mixed_fp16 (FP16 with FP32 islands; policy {settings.policy})"
+    if settings.target == "openvino":
+        return f"openvino.save_model (FP32 IR beside the ONNX graphs; compiled at {settings.precision})"
     return "copy"
 
 
@@ -264,6 +283,7 @@ def build_engine(engine_dir: str | Path, *, settings: BuildSettings, out_dir: st
                 shutil.copy2(engine_dir / name, staging / name)
             onnx.checker.check_model(str(staging / name), full_check=True)
         plans = _build_tensorrt(staging, manifest, settings, out_dir, say) if settings.target == "tensorrt" else None
+        models = _build_openvino(staging, manifest, settings, say) if settings.target == "openvino" else None
         build = BuildRecord(target=settings.target, precision=settings.precision, source_dir=str(engine_dir),
                             from_manifest_sha256=sha256_file(engine_dir / spec.MANIFEST_NAME),
                             method=_method(settings))
@@ -280,6 +300,7 @@ def build_engine(engine_dir: str | Path, *, settings: BuildSettings, out_dir: st
             artifacts=artifacts_of(staging),
             verification=None,
             tensorrt=plans,
+            openvino=models,
             precision_policy=PrecisionPolicyRecord.from_dict(
                 {**policy_named(settings.policy).to_dict(), "fp32_nodes": fp32_nodes}) if fp16 else None,
             emulation=settings.emulate if fp16 else None,
@@ -291,6 +312,23 @@ def build_engine(engine_dir: str | Path, *, settings: BuildSettings, out_dir: st
         seconds = round((_dt.datetime.now(_dt.timezone.utc) - started).total_seconds(), 1)
         write_manifest(staging, replace(built, build=replace(built.build, seconds=seconds)))
     return out_dir
+
+
+def _build_openvino(staging: Path, manifest: EngineManifest, settings: BuildSettings,
+                    say: Callable[[str], None]) -> OpenVINORecord:
+    """OpenVINO IR of both graphs of ``staging`` (FP32 weights; the runner compiles them at
+    ``settings.precision``, read back from the compiled model)."""
+    ov = openvino_backend.openvino_module()
+    models = {}
+    for graph in ("encoder", "decoder"):
+        say(f"converting the {graph} to OpenVINO IR (runs at {settings.precision})")
+        models[graph] = f"{graph}.xml"
+        # Core.read_model, not convert_model: convert_model sends usage telemetry over the network
+        # (openvino_telemetry), and hangs the process at exit where there is none.
+        model = ov.Core().read_model(str(staging / manifest.graphs[graph].file))
+        ov.save_model(model, str(staging / models[graph]), compress_to_fp16=False)
+    return OpenVINORecord(version=ov.__version__.split("-")[0], precision=settings.precision, models=models,
+                          cpu_capabilities=openvino_backend.cpu_capabilities())
 
 
 def _build_tensorrt(staging: Path, manifest: EngineManifest, settings: BuildSettings, out_dir: Path,
@@ -316,7 +354,7 @@ def _build_tensorrt(staging: Path, manifest: EngineManifest, settings: BuildSett
 
 def _accuracy_summary(directory: Path, reference: Any, settings: BuildSettings) -> dict[str, Any]:
     """A short report (one photograph) stored in the manifest: verdict, failed checks, key figures."""
-    backend = "tensorrt" if settings.target == "tensorrt" else "onnxruntime"
+    backend = settings.target
     record, _ = run_report(directory, reference, images=sample_images(("astronaut",)), backends=[backend],
                            settings=CompareSettings(prompts_per_kind=settings.check_prompts, worst_cases=0))
     entry = record["backends"][backend]

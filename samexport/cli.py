@@ -11,6 +11,7 @@ from samrt.backends import BACKENDS
 from samrt.errors import SamError
 from samrt.generate import GenerateSettings
 
+from samexport.build import PRECISIONS, TARGETS
 from samexport.precision import DEFAULT_POLICY, POLICIES
 from samexport.timing import result_path
 
@@ -204,11 +205,13 @@ def report(engine_dir: Path, image_paths: tuple[str, ...], prompts_per_kind: int
 
 @main.command()
 @click.argument("engine_dir", type=click.Path(path_type=Path))
-@click.option("--precision", required=True, type=click.Choice(["fp32", "fp16", "int8"]),
+@click.option("--precision", required=True, type=click.Choice(list(PRECISIONS)),
               help="fp16: FP16 with FP32 islands (--policy); int8: dynamic quantisation for CPU servers "
-                   "with int8 kernels (onnxruntime; --int8-terms); fp32: a verified copy.")
-@click.option("--target", default="auto", show_default=True, type=click.Choice(["auto", "onnxruntime", "tensorrt"]),
-              help="auto: tensorrt for fp16/fp32 when TensorRT and a GPU are present, else onnxruntime.")
+                   "with int8 kernels (onnxruntime; --int8-terms); bf16: OpenVINO on CPUs with AVX512_BF16 or "
+                   "AMX (--target openvino); fp32: a verified copy.")
+@click.option("--target", default="auto", show_default=True, type=click.Choice(["auto", *TARGETS]),
+              help="auto: tensorrt for fp16/fp32 when TensorRT and a GPU are present, openvino for bf16, else "
+                   "onnxruntime.")
 @click.option("--out", "out_dir", default=None, type=click.Path(file_okay=False, path_type=Path),
               help="New engine directory [default: ENGINE_DIR-<precision> beside ENGINE_DIR]; must not overlap "
                    "ENGINE_DIR.")
@@ -253,7 +256,8 @@ def build(engine_dir: Path, precision: str, target: str, out_dir: Path | None, o
 
     if target == "auto":
         missing = tensorrt_missing()
-        target = "tensorrt" if precision != "int8" and not emulate and missing is None else "onnxruntime"
+        target = ("openvino" if precision == "bf16" else
+                  "tensorrt" if precision != "int8" and not emulate and missing is None else "onnxruntime")
         if precision == "fp16" and not emulate and missing is not None:
             click.echo(f"note: {missing}, so --target auto builds FP16 ONNX for onnxruntime "
                        "(pass --target tensorrt to require TensorRT)", err=True)

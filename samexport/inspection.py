@@ -40,6 +40,9 @@ class EngineInspection:
         if m.accuracy is not None:
             lines.append(f"  accuracy   {'PASS' if m.accuracy.passed else 'FAIL'} vs the fp32 reference over "
                          f"{m.accuracy.prompts} prompts (mask IoU mean {m.accuracy.mask_iou['mean']:.4f})")
+        if m.openvino is not None:
+            lines.append(f"  openvino   OpenVINO {m.openvino.version} IR at {m.openvino.precision}, "
+                         f"models {sorted(m.openvino.models.values())}")
         record = m.tensorrt
         if record is None:
             lines.append("  tensorrt   no engines (onnxruntime only)")

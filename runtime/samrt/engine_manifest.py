@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from . import spec
+from .backends.openvino_record import OpenVINORecord
 from .backends.tensorrt.record import TensorRTRecord
 from .errors import InvalidInputError, ManifestError
 from .records import Record
@@ -185,13 +186,14 @@ class EngineManifest(Record):
     verification: dict[str, Any] | None = None
     build: BuildRecord | None = None
     tensorrt: TensorRTRecord | None = None
+    openvino: OpenVINORecord | None = None
     precision_policy: PrecisionPolicyRecord | None = None
     emulation: bool | None = None
     accuracy: AccuracySummary | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     _SECTIONS: ClassVar[dict[str, Any]] = {
-        "model": ModelSource, "preprocessing": Preprocessing, "build": BuildRecord, "tensorrt": TensorRTRecord,
+        "model": ModelSource, "preprocessing": Preprocessing, "build": BuildRecord, "tensorrt": TensorRTRecord, "openvino": OpenVINORecord,
         "precision_policy": PrecisionPolicyRecord, "accuracy": AccuracySummary,
     }
 

@@ -19,7 +19,7 @@ from .errors import ManifestError
 
 __all__ = ["check_structure", "PRECISIONS", "MAX_IMAGE_SIZE", "MAX_MASK_SIZE"]
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 MAX_IMAGE_SIZE = 8192  # the padded square side; SAM uses 1024
 MAX_MASK_SIZE = 2048  # the low-res mask side; SAM uses 256
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -147,6 +147,7 @@ def check_structure(manifest: dict[str, Any], path: str,
     _check_build(f, f.obj(manifest, "build", "build", optional=True))
     _check_policy(f, f.obj(manifest, "precision_policy", "precision_policy", optional=True))
     _check_accuracy(f, f.obj(manifest, "accuracy", "accuracy", optional=True))
+    f.obj(manifest, "openvino", "openvino", optional=True)  # its fields: samrt.backends.openvino_record
     f.obj(manifest, "tensorrt", "tensorrt", optional=True)  # its fields: samrt.backends.tensorrt.compat.read_tensorrt_record
 
 

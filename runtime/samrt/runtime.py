@@ -110,8 +110,10 @@ class SamRuntime:
         glibc alone.
 
         backend: ``"auto"`` (TensorRT engines when present and TensorRT is importable, else
-        onnxruntime), ``"onnxruntime"``, ``"tensorrt"`` or ``"openvino"`` (the ONNX graphs on
-        OpenVINO's CPU plugin at fp32, read back from the compiled model).
+        an engine directory's OpenVINO models when present and OpenVINO is importable, else
+        onnxruntime), ``"onnxruntime"``, ``"tensorrt"`` or ``"openvino"`` (the directory's
+        OpenVINO models at their recorded precision, or its ONNX graphs at fp32; the precision is
+        read back from the compiled model).
 
         decoder_workers: threads a ``predict`` of several prompts shares its prompts over on
         onnxruntime's CPU provider (one prompt per thread at a time; see
@@ -128,14 +130,17 @@ class SamRuntime:
             check_int("decoder_workers", decoder_workers, low=1)
         directory = Path(directory)
         manifest = read_manifest(directory)
-        chosen = select_backend(backend, tensorrt_plans=manifest.tensorrt)
+        chosen = select_backend(backend, tensorrt_plans=manifest.tensorrt, openvino_models=manifest.openvino)
         if limit_heap_fragmentation is not False:
             threshold = THRESHOLD_BYTES if limit_heap_fragmentation is True else limit_heap_fragmentation
             fix_heap_thresholds(check_int("limit_heap_fragmentation", threshold, low=1))
         encoder, decoder = load_runners(chosen, directory, graph_files=manifest.graph_files(),
-                                        tensorrt_plans=manifest.tensorrt, providers=providers,
+                                        tensorrt_plans=manifest.tensorrt, openvino_models=manifest.openvino,
+                                        providers=providers,
                                         decoder_workers=decoder_workers)
-        files = manifest.tensorrt.engines if chosen == "tensorrt" else manifest.graph_files()
+        files = (manifest.tensorrt.engines if chosen == "tensorrt" else
+                 manifest.openvino.models if chosen == "openvino" and manifest.openvino is not None else
+                 manifest.graph_files())
         _check_contract(directory, files, encoder, decoder)
         runtime = cls(directory=directory, manifest=manifest, encoder=encoder, decoder=decoder, backend=chosen,
                       max_prompts=max_prompts)

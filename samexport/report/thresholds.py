@@ -39,6 +39,13 @@ DEFAULTS: dict[str, dict[str, float | None]] = {
         "mask_iou_p5_min": None, "mask_iou_mean_min": 0.99, "boundary_f_mean_min": 0.95,
         "best_mask_agreement_min": 0.9, "nonfinite_max": 0,
     },
+    # bf16 (OpenVINO): fp16's bar; bf16 keeps fewer mantissa bits but fp32's range.
+    "bf16": {
+        "embeddings_cosine_min": 0.999, "embeddings_max_abs_max": None, "iou_scores_max_abs_max": 0.02,
+        "low_res_logits_p99_abs_max": None, "mask_iou_min_min": None, "mask_iou_p1_min": 0.98,
+        "mask_iou_p5_min": None, "mask_iou_mean_min": 0.99, "boundary_f_mean_min": 0.95,
+        "best_mask_agreement_min": 0.9, "nonfinite_max": 0,
+    },
     # dynamic int8: mask IoU >= 0.95 for >= 95% of prompts.
     "int8": {
         "embeddings_cosine_min": 0.99, "embeddings_max_abs_max": None, "iou_scores_max_abs_max": 0.05,

@@ -16,13 +16,14 @@ from ..errors import BackendUnavailableError, InvalidInputError
 from .base import DESCRIBE_KEYS, Runner, check_runner
 from .onnxruntime import OnnxRuntimeRunner, SessionLoader, decoder_runner
 from .openvino import OpenVINORunner
+from .openvino_record import OpenVINORecord
 from .tensorrt.compat import check_tensorrt_compatible, local_device_info
 from .tensorrt.loader import PlanLoader
 from .tensorrt.record import TensorRTRecord
 from .tensorrt.runner import TensorRTRunner
 
 __all__ = ["BACKENDS", "DESCRIBE_KEYS", "Runner", "check_runner", "select_backend", "load_runners",
-           "tensorrt_importable"]
+           "tensorrt_importable", "openvino_importable"]
 
 BACKENDS = ("auto", "onnxruntime", "tensorrt", "openvino")
 GRAPHS = ("encoder", "decoder")
@@ -32,28 +33,40 @@ def tensorrt_importable() -> bool:
     return importlib.util.find_spec("tensorrt") is not None
 
 
-def select_backend(requested: str, *, tensorrt_plans: TensorRTRecord | None) -> str:
+def openvino_importable() -> bool:
+    return importlib.util.find_spec("openvino") is not None
+
+
+def select_backend(requested: str, *, tensorrt_plans: TensorRTRecord | None,
+                   openvino_models: OpenVINORecord | None = None) -> str:
     """The backend to load: ``requested`` itself, or for ``"auto"`` TensorRT where the engine
     directory has plans (``tensorrt_plans``: the manifest's tensorrt record, None without one) and
-    TensorRT is importable, else onnxruntime. InvalidInputError for an unknown name."""
+    TensorRT is importable, else OpenVINO where it has OpenVINO models and OpenVINO is
+    importable, else onnxruntime. InvalidInputError for an unknown name."""
     if requested not in BACKENDS:
         raise InvalidInputError("backend", requested, " or ".join(f'"{b}"' for b in BACKENDS))
     if requested != "auto":
         return requested
-    return "tensorrt" if tensorrt_plans is not None and tensorrt_importable() else "onnxruntime"
+    if tensorrt_plans is not None and tensorrt_importable():
+        return "tensorrt"
+    return "openvino" if openvino_models is not None and openvino_importable() else "onnxruntime"
 
 
 def load_runners(backend: str, directory: Path, *, graph_files: Mapping[str, str],
-                 tensorrt_plans: TensorRTRecord | None, providers: Sequence[str] | None = None,
-                 decoder_workers: int | None = None) -> tuple[Runner, Runner]:
+                 tensorrt_plans: TensorRTRecord | None, openvino_models: OpenVINORecord | None = None,
+                 providers: Sequence[str] | None = None, decoder_workers: int | None = None) -> tuple[Runner, Runner]:
     """(encoder, decoder) runners of ``directory`` on ``backend`` ("onnxruntime", "tensorrt" or
-    "openvino", as :func:`select_backend` returns; OpenVINO runs the ONNX graphs at fp32). graph_files: graph -> ONNX file name; tensorrt_plans: the
-    manifest's tensorrt record; providers / decoder_workers: onnxruntime only (see
-    ``SamRuntime.load``)."""
+    "openvino", as :func:`select_backend` returns). graph_files: graph -> ONNX file name;
+    tensorrt_plans / openvino_models: the manifest's tensorrt / openvino records (OpenVINO runs
+    the directory's OpenVINO models at their recorded precision, or without them the ONNX graphs
+    at fp32); providers / decoder_workers: onnxruntime only (see ``SamRuntime.load``)."""
     if backend == "tensorrt":
         return _tensorrt_runners(directory, tensorrt_plans)
-    if backend == "openvino":  # the ONNX graphs, at fp32
-        encoder, decoder = (OpenVINORunner.from_path(directory / graph_files[graph], graph=graph) for graph in GRAPHS)
+    if backend == "openvino":
+        files, precision = ((openvino_models.models, openvino_models.precision) if openvino_models is not None
+                            else (graph_files, "fp32"))
+        encoder, decoder = (OpenVINORunner.from_path(directory / files[graph], precision=precision, graph=graph)
+                            for graph in GRAPHS)
         return encoder, decoder
     encoder = OnnxRuntimeRunner(SessionLoader(path=directory / graph_files["encoder"],
                                               providers=None if providers is None else _as_tuple(providers)))

@@ -31,7 +31,8 @@ PRECISIONS = {"fp32": "f32", "bf16": "bf16"}
 _CAPABILITY = {"fp32": "FP32", "bf16": "BF16"}  # OPTIMIZATION_CAPABILITIES entry each precision needs
 
 
-def _openvino() -> Any:
+def openvino_module() -> Any:
+    """The ``openvino`` module; BackendUnavailableError naming the extra when it is not installed."""
     try:
         import openvino  # optional dependency, imported when a graph is loaded
     except ImportError as exc:
@@ -42,7 +43,7 @@ def _openvino() -> Any:
 
 def cpu_capabilities() -> tuple[str, ...]:
     """OpenVINO's optimisation capabilities of this CPU (e.g. ``FP32``, ``BF16``, ``INT8``)."""
-    return tuple(_openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    return tuple(openvino_module().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,7 +63,7 @@ class CompiledModelLoader:
     def __call__(self) -> Any:
         """The compiled model; BackendUnavailableError when this CPU cannot run the precision,
         ManifestError naming the file when OpenVINO cannot read it."""
-        ov = _openvino()
+        ov = openvino_module()
         capabilities = cpu_capabilities()
         if _CAPABILITY[self.precision] not in capabilities:
             raise BackendUnavailableError(
