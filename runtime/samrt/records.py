@@ -6,6 +6,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import fields
 from typing import Any, ClassVar
 
+from .errors import ManifestError
+
 __all__ = ["Record"]
 
 
@@ -14,6 +16,8 @@ class Record:
     is ``source_dir``, Python keeps ``from``), unknown keys kept in ``extra``."""
 
     _KEYS: ClassVar[dict[str, str]] = {}  # field name -> manifest key where they differ
+    SECTION: ClassVar[str] = "manifest"  # the section's key, for errors
+    REQUIRED: ClassVar[tuple[str, ...]] = ()  # keys a section must have (ManifestError otherwise)
     _NULLABLE: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
@@ -22,7 +26,10 @@ class Record:
 
     @classmethod
     def _split(cls, data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(known fields by field name, the other keys)."""
+        """(known fields by field name, the other keys); ManifestError when a REQUIRED key is missing."""
+        missing = [key for key in cls.REQUIRED if key not in data]
+        if missing:
+            raise ManifestError(f"the {cls.SECTION} record lacks {missing}")
         names = {cls._key(f.name): f.name for f in fields(cls) if f.name != "extra"}  # type: ignore[arg-type]
         known = {names[key]: value for key, value in data.items() if key in names}
         extra = {key: value for key, value in data.items() if key not in names}

@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib.machinery
 import shutil
 import sys
-import threading
 
 import numpy as np
 import pytest
@@ -29,6 +28,7 @@ from samrt.manifest import artifact_record, load_manifest, read_manifest, write_
 from samexport.tensorrt.profile_planning import plan_profiles
 
 from . import fake_tensorrt
+from .threads import assert_threads_match_serial
 
 MAX_PROMPTS, MAX_POINTS = 8, 4
 
@@ -111,19 +111,7 @@ def test_threads_share_one_runtime(trt_engine, image):
     runtime = SamRuntime.load(trt_engine[0], backend="tensorrt")
     emb = runtime.embed(image)
     points = [np.array([[[20.0 + 10 * i, 30.0 + 7 * i]]]) for i in range(8)]
-    serial = [runtime.predict(emb, points=p).low_res_logits for p in points]
-    results: list = [None] * 8
-
-    def work(i):
-        results[i] = runtime.predict(emb, points=points[i]).low_res_logits
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for got, want in zip(results, serial, strict=True):
-        np.testing.assert_array_equal(got, want)
+    assert_threads_match_serial(lambda p: runtime.predict(emb, points=p).low_res_logits, points)
 
 
 def test_incompatible_engine_is_refused_before_deserializing(trt_engine, monkeypatch):

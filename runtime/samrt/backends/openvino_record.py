@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ..errors import ManifestError
 from ..records import Record
 
 __all__ = ["OpenVINORecord"]
@@ -24,13 +23,11 @@ class OpenVINORecord(Record):
     models: dict[str, str]
     cpu_capabilities: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    SECTION: ClassVar[str] = "openvino"
     REQUIRED: ClassVar[tuple[str, ...]] = ("version", "precision", "models")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> OpenVINORecord:
-        missing = [key for key in cls.REQUIRED if key not in data]
-        if missing:
-            raise ManifestError(f"the openvino record lacks {missing}")
         known, extra = cls._split(data)
         known["cpu_capabilities"] = tuple(known.get("cpu_capabilities", ()))
         return cls(**known, extra=extra)

@@ -4,7 +4,6 @@ threads, the precision read back, and typed errors."""
 from __future__ import annotations
 
 import shutil
-import threading
 
 import numpy as np
 import pytest
@@ -15,6 +14,8 @@ from samrt.errors import BackendUnavailableError, InvalidInputError, ManifestErr
 
 from samexport.report import run_report, sample_images
 from samexport.report.compare import CompareSettings
+
+from ..threads import assert_threads_match_serial
 
 pytest.importorskip("openvino")
 
@@ -50,19 +51,7 @@ def test_eight_threads_equal_serial_calls(runtimes, image):
     _, ov = runtimes
     embedding = ov.embed(image)
     prompts = [[[[20 + 10 * i, 30 + 5 * i]]] for i in range(8)]
-    serial = [ov.predict(embedding, points=p).low_res_logits for p in prompts]
-    results: list = [None] * 8
-
-    def work(i: int) -> None:
-        results[i] = ov.predict(embedding, points=prompts[i]).low_res_logits
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    for got, want in zip(results, serial, strict=True):
-        np.testing.assert_array_equal(got, want)
+    assert_threads_match_serial(lambda p: ov.predict(embedding, points=p).low_res_logits, prompts)
 
 
 def test_precision_is_explicit_and_read_back(tiny_engine, monkeypatch):

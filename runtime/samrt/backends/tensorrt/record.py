@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ...errors import ManifestError
 from ...records import Record
 from .profiles import Profile, profiles_from_dict, profiles_to_dict
 
@@ -32,13 +31,11 @@ class TensorRTRecord(Record):
     build_seconds: dict[str, float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     _NULLABLE: ClassVar[frozenset[str]] = frozenset({"workspace_mb"})
+    SECTION: ClassVar[str] = "tensorrt"
     REQUIRED: ClassVar[tuple[str, ...]] = ("version", "gpu", "compute_capability", "engines", "profiles")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TensorRTRecord:
-        missing = [key for key in cls.REQUIRED if key not in data]
-        if missing:
-            raise ManifestError(f"the tensorrt record lacks {missing}")
         known, extra = cls._split(data)
         known["profiles"] = {graph: tuple(profiles_from_dict(p)) for graph, p in known["profiles"].items()}
         known["compute_capability"] = str(known["compute_capability"])
